@@ -1,0 +1,84 @@
+"""Review text -> stemmed tokens. One module, used by training and serving alike.
+
+Steps: decode, strip HTML (BeautifulSoup), normalise (NFKC, lower case, one kind
+of apostrophe, "n't" -> " not"), tokenise, drop stopwords (but never negations
+or contrast words), Porter-stem. Stems are cached: a review repeats few words
+that the cache has not seen.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+import warnings
+from pathlib import Path
+
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+from nltk.stem import PorterStemmer
+
+# A review longer than this is cut to its head and tail: sentiment sits at the
+# start and the end, and no step below may grow with an unbounded input.
+MAX_CHARS = 100_000
+
+_STOPWORDS = frozenset(
+    line.strip()
+    for line in (Path(__file__).with_name("stopwords.txt")).read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+)
+# Words of letters and digits in any script, plus "!" and "?" which carry tone.
+_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?|[!?]")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+_NOT = re.compile(r"n't\b")
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
+
+
+class ReviewError(ValueError):
+    """The input cannot be read as a review (not UTF-8, not text, empty)."""
+
+
+def decode(raw: str | bytes) -> str:
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            return bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ReviewError("review is not valid UTF-8") from None
+    raise ReviewError(f"review must be text, not {type(raw).__name__}")
+
+
+def strip_html(text: str) -> str:
+    # IMDB's only markup is <br />: a regex handles it; BeautifulSoup does the rest.
+    text = _BR.sub(" ", text)
+    if "<" in text or "&" in text:
+        text = BeautifulSoup(text, "html.parser").get_text(" ")
+    return text
+
+
+def normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower().translate(_APOSTROPHES)
+    return _NOT.sub(" not", text)
+
+
+@functools.lru_cache(maxsize=500_000)
+def stem(word: str) -> str:
+    return _STEMMER.stem(word)
+
+
+_STEMMER = PorterStemmer()
+
+
+def tokenize(raw: str | bytes) -> list[str]:
+    """Stemmed tokens of a review. Raises ReviewError for input that is not a
+    review; a review with no word in it gives an empty list."""
+    text = decode(raw)
+    if "\x00" in text:
+        text = text.replace("\x00", " ")
+    if len(text) > MAX_CHARS:
+        text = text[: MAX_CHARS // 2] + " " + text[-MAX_CHARS // 2 :]
+    if not text.strip():
+        raise ReviewError("review is empty")
+    words = _TOKEN.findall(normalise(strip_html(text)))
+    return [stem(w) for w in words if w not in _STOPWORDS]

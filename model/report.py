@@ -1,0 +1,82 @@
+"""Figures and pictures of a model's quality: metrics from labels and scores,
+training curves, confusion matrix."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def binary_metrics(labels, scores, threshold: float = 0.5, bins: int = 10) -> dict:
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
+
+    y, p = np.asarray(labels), np.asarray(scores)
+    predicted = (p > threshold).astype(int)
+    # Expected calibration error: how far the scores are from observed frequencies.
+    edges = np.linspace(0, 1, bins + 1)
+    confidence = np.where(predicted == 1, p, 1 - p)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        in_bin = (p > lo) & (p <= hi)
+        if in_bin.any():
+            ece += in_bin.mean() * abs(y[in_bin].mean() - p[in_bin].mean())
+    return {
+        "reviews": int(len(y)),
+        "accuracy": float(accuracy_score(y, predicted)),
+        "f1": float(f1_score(y, predicted)),
+        "roc_auc": float(roc_auc_score(y, p)) if len(set(y.tolist())) == 2 else None,
+        "ece": float(ece),
+        "mean_confidence": float(confidence.mean()),
+        # rows: true negative, positive; columns: predicted negative, positive
+        "confusion_matrix": confusion_matrix(y, predicted, labels=[0, 1]).tolist(),
+    }
+
+
+def _draw_confusion(ax, matrix, title: str) -> None:
+    matrix = np.asarray(matrix)
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        share = count / max(matrix[i].sum(), 1)
+        ax.text(j, i, f"{count}\n{share:.1%}", ha="center", va="center",
+                color="white" if count > matrix.max() / 2 else "black")
+    ax.set_xticks([0, 1], ["negative", "positive"])
+    ax.set_yticks([0, 1], ["negative", "positive"])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+
+
+def plot_training(history: list[dict], confusion, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (loss_ax, acc_ax, cm_ax) = plt.subplots(1, 3, figsize=(15, 4.2))
+    loss_ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    loss_ax.plot(epochs, [h["valid_loss"] for h in history], "o-", label="validation")
+    loss_ax.set(title="loss", xlabel="epoch")
+    acc_ax.plot(epochs, [h["train_acc"] for h in history], "o-", label="train")
+    acc_ax.plot(epochs, [h["valid_acc"] for h in history], "o-", label="validation")
+    acc_ax.set(title="accuracy", xlabel="epoch")
+    for ax in (loss_ax, acc_ax):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    _draw_confusion(cm_ax, confusion, "validation confusion matrix")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusion(confusion, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    _draw_confusion(ax, confusion, title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

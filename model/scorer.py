@@ -1,0 +1,58 @@
+"""A trained model on disk -> P(positive) for batches of reviews.
+
+Used by the SageMaker handler (inference.py), `critic predict` and
+`critic evaluate`: one way to load and run the model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from model.encoding import Vocabulary
+from model.network import PAD, SentimentConfig, SentimentLSTM
+
+WEIGHTS, VOCAB, CONFIG = "model.pt", "vocab.json", "config.json"
+BATCH_SIZE = 256
+
+
+def collate(encoded: list[tuple[list[int], list[int]]]):
+    """Encoded reviews -> (tokens, lengths, ngrams, offsets) tensors."""
+    lengths = torch.tensor([len(ids) for ids, _ in encoded])
+    tokens = torch.full((len(encoded), int(lengths.max())), PAD, dtype=torch.long)
+    for row, (ids, _) in enumerate(encoded):
+        tokens[row, : len(ids)] = torch.tensor(ids)
+    bags = [bag for _, bag in encoded]
+    offsets = torch.tensor([0] + [len(b) for b in bags[:-1]]).cumsum(0)
+    ngrams = torch.tensor([i for b in bags for i in b])
+    return tokens, lengths, ngrams, offsets
+
+
+class Scorer:
+    def __init__(self, network: SentimentLSTM, vocabulary: Vocabulary):
+        self.network = network.eval()
+        self.vocabulary = vocabulary
+        self.max_len = network.config.max_len
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> "Scorer":
+        model_dir = Path(model_dir)
+        config = SentimentConfig.from_dict(json.loads((model_dir / CONFIG).read_text()))
+        network = SentimentLSTM(config)
+        state = torch.load(model_dir / WEIGHTS, map_location="cpu", weights_only=True)
+        network.load_state_dict({k: v.float() for k, v in state.items()})
+        return cls(network, Vocabulary.load(model_dir / VOCAB))
+
+    @torch.inference_mode()
+    def score(self, token_lists: list[list[str]]) -> list[float]:
+        """P(positive) for each review, in order. Reviews go through the network
+        in batches of similar length, so little work is spent on padding."""
+        encoded = [self.vocabulary.encode(tokens, self.max_len) for tokens in token_lists]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+        scores = [0.0] * len(encoded)
+        for start in range(0, len(order), BATCH_SIZE):
+            chunk = order[start : start + BATCH_SIZE]
+            probs = torch.sigmoid(self.network(*collate([encoded[i] for i in chunk])))
+            for i, p in zip(chunk, probs.tolist()):
+                scores[i] = p
+        return scores
