@@ -1,0 +1,43 @@
+"""A tiny dataset in the official aclImdb layout, with reviews a small model
+can learn in seconds: positive ones use praise, negative ones scorn."""
+from __future__ import annotations
+
+import io
+import random
+import tarfile
+from pathlib import Path
+
+PRAISE = ["great", "wonderful", "brilliant", "loved", "superb", "moving", "beautiful", "masterpiece",
+          "excellent", "funny", "charming", "best"]
+SCORN = ["awful", "terrible", "boring", "hated", "dull", "waste", "worst", "stupid", "poor",
+         "mess", "bad", "tedious"]
+FILLER = ["the", "film", "movie", "plot", "actors", "story", "scene", "director", "was", "and",
+          "it", "a", "this", "ending", "music", "cast", "camera", "script"]
+
+
+def review(rng: random.Random, positive: bool) -> str:
+    words = [rng.choice(FILLER) for _ in range(rng.randint(12, 40))]
+    for _ in range(rng.randint(2, 4)):
+        words.insert(rng.randrange(len(words)), rng.choice(PRAISE if positive else SCORN))
+    text = " ".join(words).capitalize() + "."
+    return text.replace(" and ", " and<br /><br />", 1)  # the markup IMDB reviews carry
+
+
+def make_tiny_imdb(path: Path, per_class: int = 150, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    with tarfile.open(path, "w:gz") as tar:
+        def add(name: str, text: str) -> None:
+            data = text.encode()
+            info = tarfile.TarInfo(f"aclImdb/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        add("README", "tiny test copy of the aclImdb layout\n")
+        for split in ("train", "test"):
+            for kind, positive in (("pos", True), ("neg", False)):
+                for i in range(per_class):
+                    rating = rng.randint(7, 10) if positive else rng.randint(1, 4)
+                    add(f"{split}/{kind}/{i}_{rating}.txt", review(rng, positive))
+        for i in range(20):
+            add(f"train/unsup/{i}_0.txt", review(rng, rng.random() < 0.5))
+    return path
