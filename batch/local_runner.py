@@ -1,0 +1,260 @@
+"""Runs one SageMaker transform job on this machine, with SageMaker's semantics
+(see batch/transform.py), against any object store and model.
+
+The store and the model are injected, so this module stays plain Python: the
+local stack gives it an S3 client on its own endpoint and the in-process
+SageMaker PyTorch serving stack (critic/local/sagemaker.py).
+
+For each input object: read it, split it into records, send mini-batches to
+the model (up to MaxConcurrentTransforms at once), assemble the results in
+input order into a temporary file, and upload `<key>.out` only when the whole
+object succeeded. An object that fails leaves no output at all; the job goes
+on with the other objects, then fails with the first reason (as SageMaker
+does).
+"""
+from __future__ import annotations
+
+import gzip
+import logging
+import tempfile
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import IO, Callable, Protocol
+from urllib.parse import urlparse
+
+from batch.transform import (
+    DataProcessing,
+    TransformError,
+    assemble,
+    mini_batches,
+    output_key,
+    payload,
+    split_records,
+)
+
+LOG = logging.getLogger("critic.transform")
+
+DEFAULT_MAX_PAYLOAD_MB = 6
+DEFAULT_INVOCATION_TIMEOUT = 600
+DEFAULT_MAX_RETRIES = 3
+SPOOL_BYTES = 16 * 1024 * 1024
+
+
+class ObjectStore(Protocol):
+    def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
+    def download(self, bucket: str, key: str, fileobj: IO[bytes]) -> None: ...
+    def upload(self, bucket: str, key: str, fileobj: IO[bytes]) -> None: ...
+
+
+@dataclass
+class ModelAnswer:
+    status: int
+    body: bytes
+
+
+Invoke = Callable[[bytes, str, str], ModelAnswer]
+
+
+class JobStopped(Exception):
+    """StopTransformJob was called (or the stack is shutting down)."""
+
+
+class JobFailed(Exception):
+    """The job failed; str(self) is its FailureReason."""
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("s3", "https") or not parsed.netloc:
+        raise ValueError(f"not an S3 URI: {uri}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+@dataclass
+class TransformJob:
+    """The parts of a CreateTransformJob request that decide what runs."""
+
+    name: str
+    input_uri: str
+    content_type: str
+    compression: str
+    split_type: str
+    output_uri: str
+    accept: str
+    assemble_with: str
+    strategy: str
+    max_payload_mb: int
+    max_concurrent: int
+    timeout: float
+    max_retries: int
+    processing: DataProcessing
+
+    @classmethod
+    def from_request(cls, request: dict) -> "TransformJob":
+        source = request["TransformInput"]["DataSource"]["S3DataSource"]
+        transform_input = request["TransformInput"]
+        transform_output = request["TransformOutput"]
+        client = request.get("ModelClientConfig") or {}
+        return cls(
+            name=request["TransformJobName"],
+            input_uri=source["S3Uri"],
+            content_type=transform_input.get("ContentType", ""),
+            compression=transform_input.get("CompressionType", "None"),
+            split_type=transform_input.get("SplitType", "None"),
+            output_uri=transform_output["S3OutputPath"],
+            accept=transform_output.get("Accept", ""),
+            assemble_with=transform_output.get("AssembleWith", "None"),
+            strategy=request.get("BatchStrategy", "MultiRecord"),
+            max_payload_mb=request.get("MaxPayloadInMB", DEFAULT_MAX_PAYLOAD_MB),
+            max_concurrent=max(1, request.get("MaxConcurrentTransforms") or 1),
+            timeout=client.get("InvocationsTimeoutInSeconds", DEFAULT_INVOCATION_TIMEOUT),
+            max_retries=client.get("InvocationsMaxRetries", DEFAULT_MAX_RETRIES),
+            processing=DataProcessing.from_request(
+                request.get("DataProcessing"),
+                transform_input.get("ContentType"),
+                transform_output.get("Accept"),
+            ),
+        )
+
+
+class TransformRunner:
+    def __init__(
+        self,
+        job: TransformJob,
+        store: ObjectStore,
+        invoke: Invoke,
+        stop: threading.Event,
+        progress: Callable[[str, int], None] | None = None,
+    ):
+        self.job = job
+        self.store = store
+        self.invoke = invoke
+        self.stop = stop
+        self.progress = progress or (lambda key, records: None)
+
+    def run(self) -> list[str]:
+        """Transform every input object; return the output URIs. Raises
+        JobStopped, or JobFailed with the FailureReason."""
+        bucket, prefix = parse_s3_uri(self.job.input_uri)
+        out_bucket, out_prefix = parse_s3_uri(self.job.output_uri)
+        keys = [key for key in self.store.list_keys(bucket, prefix) if not key.endswith("/")]
+        if not keys:
+            raise JobFailed(
+                f'ClientError: No S3 objects found under S3 URL "{self.job.input_uri}" given in '
+                "input data source. Please ensure that the bucket exists and that objects exist "
+                "under that S3 prefix."
+            )
+        outputs, failures = [], []
+        for key in keys:
+            target = output_key(key, prefix, out_prefix)
+            try:
+                self._transform_object(bucket, key, out_bucket, target)
+                outputs.append(f"s3://{out_bucket}/{target}")
+            except TransformError as error:
+                kind = getattr(error, "kind", "ClientError")
+                failures.append(f"{kind}: s3://{bucket}/{key}: {error}")
+                LOG.warning("transform job %s: %s", self.job.name, failures[-1])
+        if failures:
+            more = f" (and {len(failures) - 1} more failed objects)" if len(failures) > 1 else ""
+            raise JobFailed((failures[0] + more)[:1024])
+        return outputs
+
+    # -- one object --------------------------------------------------------- #
+
+    def _transform_object(self, bucket: str, key: str, out_bucket: str, target: str) -> None:
+        with tempfile.TemporaryFile() as raw, tempfile.SpooledTemporaryFile(SPOOL_BYTES) as out:
+            self.store.download(bucket, key, raw)
+            raw.seek(0)
+            source: IO[bytes] = gzip.GzipFile(fileobj=raw) if self.job.compression == "Gzip" else raw
+            try:
+                self._transform_stream(source, out, key)
+            except (OSError, EOFError) as error:  # a broken gzip stream
+                raise TransformError(f"cannot read the object ({error})") from None
+            self._check_stop()
+            out.seek(0)
+            self.store.upload(out_bucket, target, out)
+
+    def _transform_stream(self, source: IO[bytes], out: IO[bytes], key: str) -> None:
+        job = self.job
+        processing = job.processing
+        records = split_records(source, job.split_type)
+        batches = mini_batches(records, job.max_payload_mb, job.strategy)
+        pending: deque = deque()
+        done = 0
+        pool = ThreadPoolExecutor(job.max_concurrent, thread_name_prefix=f"transform-{job.name}")
+        try:
+            first = 1
+            for batch in batches:
+                self._check_stop()
+                body = payload(
+                    [processing.filter_input(record, first + i) for i, record in enumerate(batch)]
+                )
+                pending.append((batch, first, pool.submit(self._call_model, body, first, len(batch))))
+                first += len(batch)
+                # Bound memory: at most two mini-batches per worker in flight.
+                while len(pending) >= 2 * job.max_concurrent:
+                    done += self._write_next(pending, out)
+                    self.progress(key, done)
+            while pending:
+                self._check_stop()
+                done += self._write_next(pending, out)
+                self.progress(key, done)
+        finally:
+            # On failure, mini-batches not yet sent are dropped, not sent for nothing.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _write_next(self, pending: deque, out: IO[bytes]) -> int:
+        batch, first, future = pending.popleft()
+        answer = future.result()
+        out.write(assemble(batch, first, answer, self.job.processing, self.job.assemble_with))
+        return len(batch)
+
+    def _call_model(self, body: bytes, first: int, count: int) -> bytes:
+        job = self.job
+        where = f"records {first}-{first + count - 1}"
+        attempts = job.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            if self.stop.is_set():
+                raise JobStopped()
+            try:
+                answer = self._invoke_with_timeout(body)
+            except TimeoutError:
+                problem, kind = f"the model did not answer within {job.timeout} s", "AlgorithmError"
+            except Exception as error:  # noqa: BLE001 - any container failure fails the mini-batch
+                problem, kind = f"the model container failed: {error}", "AlgorithmError"
+            else:
+                if 200 <= answer.status < 300:
+                    return answer.body
+                message = answer.body.decode("utf-8", "replace").strip()[:400]
+                problem = f"the model answered HTTP {answer.status}: {message}"
+                kind = "ClientError" if answer.status < 500 else "AlgorithmError"
+                if answer.status < 500:
+                    break  # a client error is not retried: the same request fails the same way
+            LOG.info("transform job %s: %s (%s), attempt %d of %d", job.name, problem, where, attempt, attempts)
+        error = TransformError(f"{problem} ({where})")
+        error.kind = kind  # type: ignore[attr-defined]
+        raise error
+
+    def _invoke_with_timeout(self, body: bytes) -> ModelAnswer:
+        result: dict = {}
+
+        def call() -> None:
+            try:
+                result["answer"] = self.invoke(body, self.job.content_type, self.job.accept)
+            except BaseException as error:  # noqa: BLE001 - handed to the caller
+                result["error"] = error
+
+        thread = threading.Thread(target=call, daemon=True, name=f"invoke-{self.job.name}")
+        thread.start()
+        thread.join(self.job.timeout)
+        if thread.is_alive():
+            raise TimeoutError()
+        if "error" in result:
+            raise result["error"]
+        return result["answer"]
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise JobStopped()
