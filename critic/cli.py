@@ -6,11 +6,11 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("train", "evaluate", "predict", "bench", "serve", "invoke", "score")
+COMMANDS = ("train", "evaluate", "predict", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="critic", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="critic", description="Critic: sentiment scoring of movie reviews.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"critic.commands.{name}").register(subparsers)
@@ -18,7 +18,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # A command that wraps another program's options (train) takes the rest as they are.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:

@@ -1,0 +1,82 @@
+"""Scoring files on this machine, with no server: the SageMaker handler's own
+input_fn/predict_fn/output_fn over chunks of lines, in worker processes.
+
+Used by `critic predict`, `critic evaluate` and `critic bench`."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+from itertools import islice
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from critic import SHIPPED_ARTIFACT
+
+CHUNK_LINES = 512
+_scorer = None
+
+
+def unpack(artifact: str | Path | None) -> tuple[Path, tempfile.TemporaryDirectory]:
+    from model.package import extract
+
+    artifact = Path(artifact or SHIPPED_ARTIFACT)
+    if not artifact.is_file():
+        raise FileNotFoundError(f"{artifact}: no such model artifact (train one with `critic train`)")
+    tmp = tempfile.TemporaryDirectory(prefix="critic-model-")
+    return extract(artifact, Path(tmp.name)), tmp
+
+
+def _init_worker(model_dir: str, threads: int) -> None:
+    global _scorer
+    import torch
+
+    from model.inference import model_fn
+
+    torch.set_num_threads(threads)
+    _scorer = model_fn(model_dir)
+
+
+def _score_chunk(job: tuple[bytes, str]) -> str:
+    from model.inference import JSONLINES, input_fn, output_fn, predict_fn
+
+    body, content_type = job
+    return output_fn(predict_fn(input_fn(body, content_type), _scorer), JSONLINES)[0]
+
+
+def chunks(lines: Iterable[bytes], size: int = CHUNK_LINES) -> Iterator[bytes]:
+    lines = iter(lines)
+    while chunk := list(islice(lines, size)):
+        yield b"".join(line if line.endswith(b"\n") else line + b"\n" for line in chunk)
+
+
+class OfflineScorer:
+    """`score(chunks, content_type)` -> JSON-lines results, in order."""
+
+    def __init__(self, artifact: str | Path | None = None, workers: int = 0):
+        self.model_dir, self._tmp = unpack(artifact)
+        self.workers = workers or os.cpu_count() or 1
+        if self.workers == 1:
+            _init_worker(str(self.model_dir), os.cpu_count() or 1)
+            self._pool = None
+        else:
+            context = multiprocessing.get_context("spawn")
+            self._pool = context.Pool(self.workers, _init_worker, (str(self.model_dir), 1))
+
+    def score(self, chunked: Iterable[bytes], content_type: str) -> Iterator[str]:
+        jobs = ((chunk, content_type) for chunk in chunked)
+        if self._pool is None:
+            yield from map(_score_chunk, jobs)
+        else:
+            yield from self._pool.imap(_score_chunk, jobs)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+        self._tmp.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
