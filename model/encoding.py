@@ -11,6 +11,12 @@ from typing import Iterable
 from model.network import UNK
 
 
+def _most_common(counts: Counter, n: int) -> list[tuple[str, int]]:
+    # Ties broken by the word itself: set order changes with every process's
+    # string hashing, and the vocabulary must not.
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:n]
+
+
 @dataclass
 class Vocabulary:
     unigrams: dict[str, int]  # token -> id (ids start at 2: 0 pad, 1 unknown)
@@ -36,10 +42,10 @@ class Vocabulary:
             unigram_counts.update(set(tokens))
             if max_bigrams:
                 bigram_counts.update({f"{a} {b}" for a, b in zip(tokens, tokens[1:])})
-        unigrams = [w for w, c in unigram_counts.most_common(max_unigrams) if c >= min_count]
+        unigrams = [w for w, c in _most_common(unigram_counts, max_unigrams) if c >= min_count]
         unigram_ids = {w: i + 2 for i, w in enumerate(unigrams)}
         first_bigram = len(unigram_ids) + 2
-        bigrams = [b for b, c in bigram_counts.most_common(max_bigrams) if c >= min_count]
+        bigrams = [b for b, c in _most_common(bigram_counts, max_bigrams) if c >= min_count]
         return cls(unigram_ids, {b: first_bigram + i for i, b in enumerate(bigrams)})
 
     def encode(self, tokens: list[str], max_len: int) -> tuple[list[int], list[int]]:

@@ -1,0 +1,102 @@
+"""The packaged inference.py, served by the SageMaker inference toolkit's own
+handler service (sagemaker-pytorch-inference), for every content type."""
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from critic.container import ModelContainer
+from model.package import extract
+
+POSITIVE, NEGATIVE = "A wonderful, moving film: the best cast", "An awful, boring mess. The worst plot"
+
+
+@pytest.fixture(scope="module")
+def container(tiny_artifact):
+    with ModelContainer(tiny_artifact, workers=1) as c:
+        yield c
+
+
+def _jsonlines(body: bytes) -> list[dict]:
+    return [json.loads(line) for line in body.decode().splitlines()]
+
+
+def test_realtime_json(container):
+    r = container.invoke(json.dumps({"review": POSITIVE}).encode(), "application/json", "application/json")
+    assert r.status == 200 and r.content_type == "application/json"
+    body = json.loads(r.body)
+    assert body["label"] == "positive" and 0.5 < body["score"] <= 1
+
+
+def test_realtime_plain_text(container):
+    r = container.invoke(NEGATIVE.encode(), "text/plain", "application/json")
+    assert r.status == 200
+    [body] = _jsonlines(r.body)
+    assert body["label"] == "negative" and body["score"] < 0.5
+
+
+def test_text_lines_one_result_per_record_in_order_with_errors_in_place(container):
+    body = f"{POSITIVE}\n\n{NEGATIVE}\r\nbad \xff bytes\n{POSITIVE}\n".encode("latin-1")
+    r = container.invoke(body, "text/plain", "application/jsonlines")
+    assert r.status == 200 and r.content_type == "application/jsonlines"
+    results = _jsonlines(r.body)
+    assert [x.get("label") or x["error"] for x in results] == [
+        "positive", "review is empty", "negative", "review is not valid UTF-8", "positive"]
+
+
+def test_jsonlines_with_a_broken_line(container):
+    body = "\n".join([json.dumps({"review": NEGATIVE}), "{not json", json.dumps({"text": "x"}),
+                      json.dumps({"review": 5}), json.dumps({"review": POSITIVE, "id": 7})]).encode()
+    results = _jsonlines(container.invoke(body, "application/jsonlines", "application/jsonlines").body)
+    assert results[0]["label"] == "negative" and results[4]["label"] == "positive"
+    assert results[1]["error"].startswith("invalid JSON")
+    assert "review" in results[2]["error"] and "string" in results[3]["error"]
+
+
+def test_csv_review_is_the_last_field_and_output_is_csv(container):
+    body = f'1,"{POSITIVE}"\n2,"{NEGATIVE}"\n3,""\n"{POSITIVE}"\n'.encode()
+    r = container.invoke(body, "text/csv", "text/csv")
+    assert r.status == 200 and r.content_type == "text/csv"
+    rows = list(csv.reader(io.StringIO(r.body.decode())))
+    assert [row[0] for row in rows] == ["positive", "negative", "", "positive"]
+    assert rows[2] == ["", "", "review is empty"]
+    assert all(len(row) == 3 for row in rows)
+
+
+def test_mini_batch_scores_match_single_requests(container):
+    reviews = [POSITIVE, NEGATIVE, "the film", POSITIVE + " " + NEGATIVE]
+    batch = _jsonlines(container.invoke("\n".join(reviews).encode(), "text/plain", "application/jsonlines").body)
+    single = [json.loads(container.invoke(json.dumps({"review": r}).encode(), "application/json",
+                                          "application/json").body) for r in reviews]
+    assert [b["score"] for b in batch] == pytest.approx([s["score"] for s in single], abs=1e-5)
+
+
+@pytest.mark.parametrize("body, content_type, accept, status", [
+    (b"x", "image/png", "application/json", 415),
+    (b'{"review": "good"}', "application/json", "text/html", 406),
+    (b'{"review": ""}', "application/json", "application/json", 400),
+    (b'{"review": 3}', "application/json", "application/json", 400),
+    (b"[1, 2]", "application/json", "application/json", 400),
+    (b"{oops", "application/json", "application/json", 400),
+])
+def test_bad_requests_are_client_errors(container, body, content_type, accept, status):
+    r = container.invoke(body, content_type, accept)
+    assert r.status == status
+    assert r.body  # with a message
+
+
+def test_artifact_code_is_self_contained(tiny_artifact, tmp_path):
+    # Served from the artifact alone: every module of the model package that
+    # inference.py loads must come from code/, not from this repository.
+    model_dir = extract(tiny_artifact, tmp_path / "model")
+    script = (
+        "import sys, json; sys.path.insert(0, 'code'); import inference;"
+        "m = inference.model_fn('.');"
+        "print(json.dumps({k: getattr(v, '__file__', '') for k, v in sys.modules.items() if k.split('.')[0] == 'model'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=model_dir, capture_output=True, text=True, check=True)
+    files = json.loads(out.stdout.splitlines()[-1])
+    assert files and all(f.startswith(str(model_dir / "code")) for f in files.values()), files

@@ -1,0 +1,48 @@
+import torch
+
+from model.network import PAD, SentimentConfig, SentimentLSTM
+from model.scorer import collate
+
+
+def _network(**overrides):
+    torch.manual_seed(0)
+    config = SentimentConfig(vocab_size=50, ngram_size=80, embed_dim=8, hidden_dim=8, bag_dim=4, dropout=0.0,
+                             **overrides)
+    return SentimentLSTM(config).eval()
+
+
+def test_output_does_not_depend_on_padding():
+    # The classic bug reads the LSTM state at a padded position: a short review
+    # batched with a long one would then score differently than alone.
+    network = _network()
+    short = ([5, 6, 7], [5, 6, 7, 60])
+    long = ([8] * 40, [8, 70])
+    with torch.no_grad():
+        alone = network(*collate([short]))
+        batched = network(*collate([long, short]))
+    assert torch.allclose(alone[0], batched[1], atol=1e-6)
+    assert collate([long, short])[0][1, 3:].eq(PAD).all()  # it really was padded
+
+
+def test_bidirectional_reads_both_directions_without_padding_effects():
+    network = _network(bidirectional=True)
+    short = ([5, 6, 7], [5])
+    with torch.no_grad():
+        alone = network(*collate([short]))
+        batched = network(*collate([([9] * 30, [9]), short]))
+    assert torch.allclose(alone[0], batched[1], atol=1e-6)
+
+
+def test_order_matters_to_the_lstm():
+    network = _network()
+    with torch.no_grad():
+        a = network(*collate([([5, 6, 7, 8], [5])]))
+        b = network(*collate([([8, 7, 6, 5], [5])]))
+    assert not torch.allclose(a, b)
+
+
+def test_bag_only_network_for_ablation():
+    network = _network(use_lstm=False)
+    with torch.no_grad():
+        out = network(*collate([([5, 6], [5, 6, 60]), ([7], [7])]))
+    assert out.shape == (2,)
