@@ -37,6 +37,3 @@ def main(argv: list[str] | None = None) -> int:
 class UsageError(Exception):
     """A problem the user can fix (bad path, bad option): printed without a trace."""
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from critic.cli import main
+
+sys.exit(main())

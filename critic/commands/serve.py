@@ -1,0 +1,103 @@
+"""critic serve: run all of Critic on this machine (what `make run` starts)."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from critic import REPO_ROOT, SHIPPED_ARTIFACT
+from critic.cli import UsageError
+
+
+def _port(variable: str, default: int) -> int:
+    value = os.environ.get(variable)
+    if not value:
+        return default
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise UsageError(f"{variable}={value} is not a port number")
+    return int(value)
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    parameters = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--parameter {pair}: expected NAME=VALUE")
+        parameters[name] = value
+    return parameters
+
+
+def register(subparsers) -> None:
+    from critic.local.stack import API_PORT_VARIABLE, AWS_PORT_VARIABLE, DEFAULT_API_PORT, DEFAULT_AWS_PORT
+
+    p = subparsers.add_parser(
+        "serve", help="run the whole stack locally: S3, SageMaker, the API, the Lambda functions, the web page",
+        description="Runs Critic on 127.0.0.1 with no AWS account and no Docker: an AWS endpoint "
+                    "(S3 from moto, SageMaker and SageMaker Runtime with the model loaded once), the HTTP "
+                    "API of template.yaml calling its Lambda handlers, S3 upload notifications and "
+                    "transform-job events, and the web page. For development and evaluation on one "
+                    "machine; deploy to AWS for scale.")
+    p.add_argument("--artifact", type=Path, default=SHIPPED_ARTIFACT,
+                   help="model.tar.gz to serve (default: %(default)s)")
+    p.add_argument("--data", type=Path, default=REPO_ROOT / ".critic",
+                   help="folder for buckets, objects and jobs, kept across restarts (default: %(default)s)")
+    p.add_argument("--fresh", action="store_true", help="empty the data folder first")
+    p.add_argument("--aws-port", type=int, default=None,
+                   help=f"port of the AWS endpoint (default: ${AWS_PORT_VARIABLE} or {DEFAULT_AWS_PORT})")
+    p.add_argument("--api-port", type=int, default=None,
+                   help=f"port of the API and web page (default: ${API_PORT_VARIABLE} or {DEFAULT_API_PORT})")
+    p.add_argument("--template", type=Path, default=REPO_ROOT / "template.yaml", help="SAM template (default: %(default)s)")
+    p.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a template parameter (repeatable)")
+    p.add_argument("--lambda-concurrency", type=int, default=4,
+                   help="warm execution environments per function at most (default: %(default)s)")
+    p.add_argument("--verbose", action="store_true", help="log every HTTP request")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from critic.local.stack import (
+        API_PORT_VARIABLE,
+        AWS_PORT_VARIABLE,
+        DEFAULT_API_PORT,
+        DEFAULT_AWS_PORT,
+        Stack,
+        StackError,
+        StackOptions,
+    )
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.INFO if args.verbose and noisy == "werkzeug" else logging.WARNING)
+    options = StackOptions(
+        template=args.template,
+        artifact=args.artifact,
+        data_dir=args.data.resolve(),
+        aws_port=args.aws_port or _port(AWS_PORT_VARIABLE, DEFAULT_AWS_PORT),
+        api_port=args.api_port or _port(API_PORT_VARIABLE, DEFAULT_API_PORT),
+        fresh=args.fresh,
+        parameters=_parameters(args.parameter),
+        lambda_concurrency=args.lambda_concurrency,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stack = Stack(options)
+    print(f"Starting Critic's local stack (model {options.artifact}) ...", file=sys.stderr, flush=True)
+    try:
+        stack.start()
+    except StackError as error:
+        raise UsageError(str(error)) from None
+    try:
+        print(stack.banner(), flush=True)
+        stop.wait()
+        print("\nStopping ...", file=sys.stderr, flush=True)
+    finally:
+        stack.stop()
+    print("Stopped.", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,11 @@
+"""Critic's local stack: the whole serverless application on one machine, with
+no AWS account and no Docker (`critic serve`, `make run`).
+
+- template.py   reads template.yaml (functions, buckets, API, event sources)
+- aws.py        the AWS endpoint: moto's S3 + SageMaker + SageMaker Runtime
+- s3.py         S3 persistence and the notifications S3 sends
+- sagemaker.py  transform jobs and InvokeEndpoint over their wire protocols
+- lambdas.py    Lambda execution environments (worker processes), async retries
+- api.py        the HTTP API (payload 2.0) and the web page
+- stack.py      all of it together
+"""

@@ -1,0 +1,57 @@
+"""The AWS endpoint (default http://127.0.0.1:4566): one URL for every
+service, like LocalStack's, so `aws --endpoint-url` and boto3's
+AWS_ENDPOINT_URL work.
+
+SageMaker (`X-Amz-Target: SageMaker.*`) and SageMaker Runtime (requests
+signed for "sagemaker" to /endpoints/<name>/invocations) go to
+critic/local/sagemaker.py; everything else goes to moto's server, which
+answers S3 (and any other service a client might try, so nothing reaches a
+real account).
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Callable
+from urllib.parse import unquote
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.wrappers import Request, Response
+
+from critic.local.sagemaker import Endpoint, TransformJobs, handle_sagemaker
+
+_INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
+_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
+
+
+class AwsEndpoint:
+    def __init__(self, jobs: TransformJobs, endpoint: Endpoint, after_s3_change: Callable[[], None],
+                 info: Callable[[], dict]):
+        self.moto = DomainDispatcherApplication(create_backend_app)
+        self.jobs = jobs
+        self.endpoint = endpoint
+        self.after_s3_change = after_s3_change
+        self.info = info
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        service = scope.group(1) if scope else None
+        if path == "/_critic/stack" and environ.get("REQUEST_METHOD") == "GET":
+            return Response(json.dumps(self.info()), content_type="application/json")(environ, start_response)
+        if target.startswith("SageMaker."):
+            request = Request(environ)
+            status, headers, body = handle_sagemaker(self.jobs, target, request.get_data())
+            return Response(body, status=status, headers=headers)(environ, start_response)
+        invocation = _INVOCATIONS.match(path)
+        if invocation and environ.get("REQUEST_METHOD") == "POST" and service in (None, "sagemaker"):
+            request = Request(environ)
+            status, headers, body = self.endpoint.handle(
+                unquote(invocation.group(1)), request.get_data(),
+                request.headers.get("Content-Type", ""), request.headers.get("Accept", ""))
+            return Response(body, status=status, headers=headers)(environ, start_response)
+        result = self.moto(environ, start_response)
+        if environ.get("REQUEST_METHOD") in ("PUT", "DELETE") and service in (None, "s3"):
+            self.after_s3_change()  # a bucket may have been created or deleted
+        return result

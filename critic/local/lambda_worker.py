@@ -1,0 +1,98 @@
+"""One Lambda execution environment: `python -m critic.local.lambda_worker`.
+
+Started by critic/local/lambdas.py with the function's environment, in the
+function's code folder. Like the Lambda Python runtime it imports the handler
+once (the init phase, where handlers create their clients), then runs one
+invocation at a time. Requests arrive as JSON lines on stdin; answers leave as
+JSON lines on the original stdout, while anything the handler prints (its
+logs) goes to stderr, where the local stack shows it.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+
+
+class LambdaContext:
+    """The context object the Lambda Python runtime passes to handlers."""
+
+    def __init__(self, request: dict):
+        env = os.environ
+        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME", "")
+        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
+        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
+        self.invoked_function_arn = request.get("invoked_function_arn", "")
+        self.aws_request_id = request["request_id"]
+        self.identity = None
+        self.client_context = None
+        self._deadline_ms = request["deadline_ms"]
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int(self._deadline_ms - time.time() * 1000))
+
+
+def _error(error: BaseException, error_type: str | None = None) -> dict:
+    return {
+        "errorMessage": str(error),
+        "errorType": error_type or type(error).__name__,
+        "requestId": "",
+        "stackTrace": traceback.format_list(traceback.extract_tb(error.__traceback__)[1:]),
+    }
+
+
+def _load(handler: str):
+    module_name, _, function_name = handler.rpartition(".")
+    module_name = module_name.replace("/", ".")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # noqa: BLE001 - reported as the runtime does
+        return None, _error(error, "Runtime.ImportModuleError") | {
+            "errorMessage": f"Unable to import module '{module_name}': {error}"}
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        return None, {"errorMessage": f"Handler '{function_name}' missing on module '{module_name}'",
+                      "errorType": "Runtime.HandlerNotFound", "stackTrace": []}
+    return function, None
+
+
+def main() -> None:
+    answers = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)  # the handler's prints and logs go to stderr
+    sys.stdout = os.fdopen(1, "w", encoding="utf-8", buffering=1, closefd=False)
+    code_dirs = [p for p in os.environ.get("CRITIC_LAMBDA_PATH", "").split(os.pathsep) if p]
+    sys.path[:0] = code_dirs
+    handler, init_error = _load(os.environ["_HANDLER"])
+    answers.write(json.dumps({"ready": init_error is None, "error": init_error}) + "\n")
+    for line in sys.stdin:
+        request = json.loads(line)
+        context = LambdaContext(request)
+        print(f"START RequestId: {context.aws_request_id} Version: {context.function_version}", file=sys.stderr)
+        started = time.perf_counter()
+        if init_error is not None:
+            answer = {"error": init_error}
+        else:
+            try:
+                answer = {"result": handler(request["event"], context)}
+            except Exception as error:  # noqa: BLE001 - the invocation's error, as Lambda reports it
+                answer = {"error": _error(error)}
+                print(f"[ERROR] {type(error).__name__}: {error}", file=sys.stderr)
+                traceback.print_exc(file=sys.stderr)
+        elapsed = (time.perf_counter() - started) * 1000
+        print(f"END RequestId: {context.aws_request_id}", file=sys.stderr)
+        print(f"REPORT RequestId: {context.aws_request_id}\tDuration: {elapsed:.2f} ms", file=sys.stderr)
+        try:
+            text = json.dumps(answer)
+        except (TypeError, ValueError) as error:  # a result that is not JSON fails as in Lambda
+            text = json.dumps({"error": {"errorMessage": f"Unable to marshal response: {error}",
+                                         "errorType": "Runtime.MarshalError", "stackTrace": []}})
+        answers.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""Lambda functions on one machine, without Docker.
+
+Each function runs in its own worker processes (critic/local/lambda_worker.py),
+started with the environment Lambda would give it: the template's variables
+(Globals merged), the runtime's own variables, dummy credentials, and
+AWS_ENDPOINT_URL* pointing at the local services. A process serves one
+invocation at a time and is kept warm, like an execution environment; up to
+`concurrency` of them run at once per function. A process that overruns the
+function's Timeout is killed, as Lambda does.
+
+Asynchronous invocations (S3 notifications, EventBridge) are queued and retried
+twice on error, as Lambda's event queue does; an event that still fails is
+written to the data folder's dead-letter/ with its error.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from critic.local.template import Function
+
+LOG = logging.getLogger("critic.lambda")
+
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_SESSION_TOKEN": "test"}
+# Variables of this machine a function may see (Lambda's environment is not
+# the developer's shell: no profile, no real credentials).
+_PASSED = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT", "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV")
+
+
+@dataclass
+class InvokeResult:
+    payload: Any = None
+    error: dict | None = None  # {"errorType", "errorMessage", "stackTrace"}
+    duration_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def function_environment(function: Function, endpoints: dict[str, str], region: str, data_dir: Path | None) -> dict:
+    """The environment of one function's processes."""
+    env = {key: os.environ[key] for key in _PASSED if key in os.environ}
+    env.update(DUMMY_CREDENTIALS)
+    env.update({
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_LAMBDA_FUNCTION_NAME": function.name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": f"local/[$LATEST]{uuid.uuid4().hex}",
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.runtime}",
+        "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+        # What `sam local` sets: Powertools Tracer stays off without X-Ray.
+        "AWS_SAM_LOCAL": "true",
+        "LAMBDA_TASK_ROOT": str(function.code_dir),
+        "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
+        "_HANDLER": function.handler,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "PYTHONUNBUFFERED": "1",
+        "CRITIC_LAMBDA_PATH": os.pathsep.join([str(function.code_dir), *map(str, function.layers)]),
+    })
+    if data_dir is not None:
+        # No shared ~/.aws config or credentials file may redirect a client.
+        env["AWS_CONFIG_FILE"] = str(data_dir / "aws-config-none")
+        env["AWS_SHARED_CREDENTIALS_FILE"] = str(data_dir / "aws-credentials-none")
+    env.update(endpoints)
+    env.update(function.environment)
+    return env
+
+
+class _Process:
+    """One warm execution environment."""
+
+    def __init__(self, function: Function, env: dict, log: Callable[[str], None]):
+        self.function = function
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "critic.local.lambda_worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=function.code_dir, env=env, text=True, encoding="utf-8", bufsize=1,
+        )
+        threading.Thread(target=self._pump_logs, args=(log,), daemon=True,
+                         name=f"logs-{function.logical_id}").start()
+        hello = self._read(60)
+        if hello is None:
+            raise RuntimeError(f"{function.logical_id}: the runtime did not start")
+
+    def _pump_logs(self, log: Callable[[str], None]) -> None:
+        for line in self.process.stderr:
+            log(line.rstrip("\n"))
+
+    def _read(self, timeout: float) -> dict | None:
+        ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, timeout))
+        if not ready:
+            return None
+        line = self.process.stdout.readline()
+        if not line:
+            raise EOFError("the runtime exited")
+        return json.loads(line)
+
+    def invoke(self, event: Any, request_id: str, timeout: float) -> dict | None:
+        deadline = time.time() + timeout
+        request = {"event": event, "request_id": request_id, "deadline_ms": deadline * 1000,
+                   "invoked_function_arn": self.function.arn}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return self._read(deadline - time.time())
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+class LambdaFunction:
+    def __init__(self, function: Function, env: dict, concurrency: int = 4,
+                 log: Callable[[str, str], None] | None = None):
+        self.spec = function
+        self.env = env
+        self.concurrency = max(1, min(concurrency, function.reserved_concurrency or concurrency))
+        self._log = log or (lambda name, line: print(f"[{name}] {line}", file=sys.stderr))
+        self._idle: list[_Process] = []
+        self._count = 0
+        self._lock = threading.Condition()
+        self._closed = False
+
+    def warm(self) -> None:
+        """Start one environment now, so the first request has no cold start."""
+        process = self._acquire()
+        self._release(process)
+
+    def _spawn(self) -> _Process:
+        return _Process(self.spec, self.env, lambda line: self._log(self.spec.logical_id, line))
+
+    def _acquire(self) -> _Process:
+        with self._lock:
+            while True:
+                if self._closed:
+                    raise RuntimeError("the local stack is stopping")
+                while self._idle:
+                    process = self._idle.pop()
+                    if process.alive():
+                        return process
+                    self._count -= 1
+                if self._count < self.concurrency:
+                    self._count += 1
+                    break
+                self._lock.wait()
+        try:
+            return self._spawn()
+        except Exception:
+            with self._lock:
+                self._count -= 1
+                self._lock.notify()
+            raise
+
+    def _release(self, process: _Process | None) -> None:
+        with self._lock:
+            if process is not None and process.alive() and not self._closed:
+                self._idle.append(process)
+            else:
+                self._count -= 1
+                if process is not None:
+                    process.kill()
+            self._lock.notify()
+
+    def invoke(self, event: Any) -> InvokeResult:
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        try:
+            process = self._acquire()
+        except Exception as error:  # noqa: BLE001 - reported as an invocation error
+            return InvokeResult(error={"errorType": "Runtime.StartError", "errorMessage": str(error)})
+        timeout = self.spec.timeout
+        try:
+            answer = process.invoke(event, request_id, timeout)
+        except (EOFError, OSError, ValueError) as error:
+            process.kill()
+            self._release(None)
+            return InvokeResult(error={"errorType": "Runtime.ExitError",
+                                       "errorMessage": f"RequestId: {request_id} Error: Runtime exited ({error})"},
+                                duration_ms=(time.perf_counter() - started) * 1000)
+        if answer is None:
+            process.kill()  # Lambda ends an environment whose invocation timed out
+            self._release(None)
+            self._log(self.spec.logical_id, f"{request_id} Task timed out after {timeout:.2f} seconds")
+            return InvokeResult(error={"errorType": "Sandbox.Timedout",
+                                       "errorMessage": f"RequestId: {request_id} Error: "
+                                                       f"Task timed out after {timeout:.2f} seconds"},
+                                duration_ms=timeout * 1000)
+        self._release(process)
+        duration = (time.perf_counter() - started) * 1000
+        if "error" in answer:
+            return InvokeResult(error=answer["error"], duration_ms=duration)
+        return InvokeResult(payload=answer.get("result"), duration_ms=duration)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._lock.notify_all()
+        for process in idle:
+            process.kill()
+
+
+class AsyncInvoker:
+    """Lambda's event invocation: a queue, two retries, then a dead letter."""
+
+    def __init__(self, dead_letter_dir: Path, retry_delays: tuple[float, ...] = (1.0, 2.0), workers: int = 4):
+        self.dead_letter_dir = dead_letter_dir
+        self.retry_delays = retry_delays
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="lambda-async")
+        self._stopping = threading.Event()
+        self._inflight = 0
+        self._idle = threading.Condition()
+
+    def submit(self, function: LambdaFunction, event: dict, source: str) -> None:
+        with self._idle:
+            self._inflight += 1
+        self._pool.submit(self._run, function, event, source)
+
+    def _run(self, function: LambdaFunction, event: dict, source: str) -> None:
+        try:
+            retries = min(function.spec.maximum_retry_attempts, len(self.retry_delays))
+            for attempt in range(retries + 1):
+                result = function.invoke(event)
+                if result.ok:
+                    return
+                LOG.warning("%s failed on %s (attempt %d of %d): %s: %s", function.spec.logical_id, source,
+                            attempt + 1, retries + 1, result.error.get("errorType"), result.error.get("errorMessage"))
+                if attempt < retries and self._stopping.wait(self.retry_delays[attempt]):
+                    break
+            self._dead_letter(function, event, source, result.error)
+        except Exception:  # noqa: BLE001 - never lose an event silently
+            LOG.exception("%s: event from %s could not be delivered", function.spec.logical_id, source)
+            self._dead_letter(function, event, source, {"errorType": "LocalStackError"})
+        finally:
+            with self._idle:
+                self._inflight -= 1
+                self._idle.notify_all()
+
+    def _dead_letter(self, function: LambdaFunction, event: dict, source: str, error: dict | None) -> None:
+        folder = self.dead_letter_dir / function.spec.logical_id
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.json"
+        path.write_text(json.dumps({"source": source, "error": error, "event": event}, indent=2))
+        LOG.error("%s: gave up on an event from %s; it is in %s", function.spec.logical_id, source, path)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until no event is being delivered; True if all were."""
+        deadline = time.time() + timeout
+        with self._idle:
+            while self._inflight:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def endpoint_variables(aws_url: str) -> dict[str, str]:
+    """AWS_ENDPOINT_URL* for every client a handler may make: S3, SageMaker,
+    SageMaker Runtime, and (the generic one) anything else, so nothing ever
+    reaches a real AWS account."""
+    return {
+        "AWS_ENDPOINT_URL": aws_url,
+        "AWS_ENDPOINT_URL_S3": aws_url,
+        "AWS_ENDPOINT_URL_SAGEMAKER": aws_url,
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": aws_url,
+    }
+

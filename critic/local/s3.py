@@ -1,0 +1,224 @@
+"""S3 on one machine: moto's S3 (the protocol, in this process), made
+persistent, with the notifications AWS would send.
+
+- Every object created or removed, by any client and any way (PutObject, POST,
+  CopyObject, CompleteMultipartUpload, DeleteObject(s)), passes through moto's
+  notification hook; this module listens there, writes the object to the data
+  folder (so it survives a restart) and hands ObjectCreated events to the
+  notifier, which builds the event S3 sends.
+- Buckets are saved when they are created or deleted; on start, everything is
+  loaded back into moto without sending notifications.
+
+Only the latest version of each object is kept across restarts.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+from urllib.parse import quote_plus
+
+from moto.s3 import notifications as moto_notifications
+from moto.s3.models import s3_backends
+
+from critic.local.template import ACCOUNT_ID
+
+LOG = logging.getLogger("critic.s3")
+
+# Called with (event_name like "ObjectCreated:Put", bucket, key) for every
+# object event; installed once, dispatches to the running stack.
+_listeners: list[Callable] = []
+_original_send_event = moto_notifications.send_event
+
+
+def _send_event(account_id, event_name, bucket, key):
+    _original_send_event(account_id, event_name, bucket, key)
+    for listener in list(_listeners):
+        try:
+            listener(str(getattr(event_name, "value", event_name)), bucket, key)
+        except Exception:  # noqa: BLE001 - a listener's failure must not fail the S3 request
+            LOG.exception("S3 event listener failed")
+
+
+moto_notifications.send_event = _send_event
+
+
+def backend():
+    return s3_backends[ACCOUNT_ID]["aws"]
+
+
+def _safe(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+class S3Store:
+    """Keeps moto's S3 in the data folder: data/s3/<bucket>/bucket.json and
+    objects/<hash>.json + .data."""
+
+    def __init__(self, folder: Path, region: str):
+        self.folder = folder
+        self.region = region
+        self._lock = threading.Lock()
+
+    # -- start ------------------------------------------------------------- #
+
+    def restore(self) -> int:
+        """Load saved buckets and objects into moto; return the object count."""
+        count = 0
+        s3 = backend()
+        if not self.folder.is_dir():
+            return 0
+        for meta_path in sorted(self.folder.glob("*/bucket.json")):
+            meta = json.loads(meta_path.read_text())
+            if meta["name"] not in s3.buckets:
+                s3.create_bucket(meta["name"], meta.get("region", self.region))
+                if meta.get("versioned"):
+                    s3.put_bucket_versioning(meta["name"], "Enabled")
+            for object_path in (meta_path.parent / "objects").glob("*.json"):
+                info = json.loads(object_path.read_text())
+                data_path = object_path.with_suffix(".data")
+                if not data_path.is_file():
+                    continue
+                key = s3.put_object(meta["name"], info["key"], data_path.read_bytes(), etag=info["etag"],
+                                    disable_notification=True)
+                key.set_metadata(dict(info.get("metadata") or {}))
+                key.last_modified = datetime.datetime.fromisoformat(info["last_modified"])
+                count += 1
+        return count
+
+    # -- changes ----------------------------------------------------------- #
+
+    def sync_buckets(self) -> None:
+        """Save new buckets and forget deleted ones."""
+        s3 = backend()
+        with self._lock:
+            live = set(s3.buckets)
+            saved = {p.parent.name: p for p in self.folder.glob("*/bucket.json")} if self.folder.is_dir() else {}
+            for name in live - set(saved):
+                bucket = s3.buckets[name]
+                folder = self.folder / name
+                (folder / "objects").mkdir(parents=True, exist_ok=True)
+                _write_json(folder / "bucket.json", {"name": name, "region": bucket.region_name,
+                                                     "versioned": bool(bucket.is_versioned)})
+            for name in set(saved) - live:
+                shutil.rmtree(self.folder / name, ignore_errors=True)
+
+    def on_object_event(self, event_name: str, bucket, key) -> None:
+        if not (event_name.startswith("s3:ObjectCreated") or event_name.startswith("s3:ObjectRemoved")):
+            return
+        self.sync_buckets()
+        current = bucket.keys.get(key.name)
+        folder = self.folder / bucket.name / "objects"
+        base = folder / _safe(key.name)
+        with self._lock:
+            if current is None or not hasattr(current, "value"):  # deleted, or a delete marker
+                base.with_suffix(".json").unlink(missing_ok=True)
+                base.with_suffix(".data").unlink(missing_ok=True)
+                return
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = base.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(current.value)
+            os.replace(tmp, base.with_suffix(".data"))
+            _write_json(base.with_suffix(".json"), {
+                "key": current.name,
+                "etag": current.etag.strip('"'),
+                "metadata": dict(current.metadata),
+                "last_modified": current.last_modified.isoformat(),
+            })
+
+
+def _write_json(path: Path, value: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(value))
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- #
+# The event S3 sends
+# --------------------------------------------------------------------------- #
+
+class Sequencer:
+    """S3's `sequencer`: a hex string that grows with every event on a key."""
+
+    def __init__(self):
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> str:
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns())
+            return f"{self._last:018X}"
+
+
+def s3_event_record(event_name: str, bucket, key, configuration_id: str, region: str, sequencer: str) -> dict:
+    """One record of the event S3 sends to Lambda (event structure 2.1).
+    The key is URL-encoded as S3 does ("red flower.jpg" -> "red+flower.jpg")."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    obj = {
+        "key": quote_plus(key.name, safe="/"),
+        "size": key.size,
+        "eTag": key.etag.strip('"'),
+        "sequencer": sequencer,
+    }
+    if bucket.is_versioned:
+        obj["versionId"] = key.version_id
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": region,
+        "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+        "eventName": event_name.removeprefix("s3:"),
+        "userIdentity": {"principalId": f"AWS:{ACCOUNT_ID}"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {
+            "x-amz-request-id": uuid.uuid4().hex[:16].upper(),
+            "x-amz-id-2": uuid.uuid4().hex + uuid.uuid4().hex,
+        },
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": configuration_id,
+            "bucket": {
+                "name": bucket.name,
+                "ownerIdentity": {"principalId": ACCOUNT_ID},
+                "arn": f"arn:aws:s3:::{bucket.name}",
+            },
+            "object": obj,
+        },
+    }
+
+
+def eventbridge_object_created(event_name: str, bucket, key, region: str, sequencer: str) -> dict:
+    """The EventBridge event S3 sends for a bucket with EventBridge enabled."""
+    action = event_name.rsplit(":", 1)[-1]
+    reason = {"Put": "PutObject", "Post": "POST Object", "Copy": "CopyObject",
+              "CompleteMultipartUpload": "CompleteMultipartUpload"}.get(action, action)
+    detail = {
+        "version": "0",
+        "bucket": {"name": bucket.name},
+        "object": {"key": key.name, "size": key.size, "etag": key.etag.strip('"'), "sequencer": sequencer},
+        "request-id": uuid.uuid4().hex[:16].upper(),
+        "requester": ACCOUNT_ID,
+        "source-ip-address": "127.0.0.1",
+        "reason": reason,
+    }
+    if bucket.is_versioned:
+        detail["object"]["version-id"] = key.version_id
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": ACCOUNT_ID,
+        "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:s3:::{bucket.name}"],
+        "detail": detail,
+    }

@@ -1,0 +1,475 @@
+"""SageMaker and SageMaker Runtime on one machine, over their real wire
+protocols, so boto3 (and the Lambda handlers) talk to them unmodified.
+
+- SageMaker (JSON 1.1 protocol, `X-Amz-Target: SageMaker.<Operation>`):
+  CreateTransformJob, DescribeTransformJob, ListTransformJobs,
+  StopTransformJob. Requests are validated against botocore's service model
+  (required members, types, lengths, ranges, patterns, enums) and answered
+  with SageMaker's error codes: ValidationException, ResourceInUse for a
+  duplicate job name. Jobs run in the background (batch/local_runner.py),
+  move InProgress -> Completed | Failed | Stopped (via Stopping), survive a
+  restart as records, and report every status change.
+- SageMaker Runtime (REST-JSON, `POST /endpoints/<name>/invocations`):
+  InvokeEndpoint through the model container; a container error becomes
+  SageMaker's ModelError (HTTP 424) with OriginalStatusCode/OriginalMessage.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import botocore.session
+
+from batch.local_runner import JobFailed, JobStopped, ModelAnswer, TransformJob, TransformRunner
+from critic.local.template import ACCOUNT_ID
+
+LOG = logging.getLogger("critic.sagemaker")
+
+INVOKE_LIMIT = 6 * 1024 * 1024  # InvokeEndpoint's payload limit
+TERMINAL = ("Completed", "Failed", "Stopped")
+
+
+class ServiceError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400, **fields: Any):
+        super().__init__(message)
+        self.code, self.message, self.status, self.fields = code, message, status, fields
+
+
+# --------------------------------------------------------------------------- #
+# Request validation against botocore's service model
+# --------------------------------------------------------------------------- #
+
+_session = botocore.session.get_session()
+SAGEMAKER_MODEL = _session.get_service_model("sagemaker")
+
+
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def _check(shape, value: Any, path: str, errors: list[str]) -> None:
+    def fail(constraint: str) -> None:
+        shown = value if isinstance(value, (str, int, float)) else "null" if value is None else "..."
+        errors.append(f"Value '{shown}' at '{path}' failed to satisfy constraint: {constraint}")
+
+    kind = shape.type_name
+    meta = shape.metadata
+    if kind == "structure":
+        if not isinstance(value, dict):
+            errors.append(f"Value at '{path}' must be a structure")
+            return
+        for name in shape.required_members:
+            if value.get(name) is None:
+                errors.append(f"Value null at '{_join(path, name)}' failed to satisfy constraint: "
+                              "Member must not be null")
+        for name, member_value in value.items():
+            if name in shape.members and member_value is not None:
+                _check(shape.members[name], member_value, _join(path, name), errors)
+    elif kind == "string":
+        if not isinstance(value, str):
+            errors.append(f"Value at '{path}' must be a string")
+            return
+        if "min" in meta and len(value) < meta["min"]:
+            fail(f"Member must have length greater than or equal to {meta['min']}")
+        if "max" in meta and len(value) > meta["max"]:
+            fail(f"Member must have length less than or equal to {meta['max']}")
+        if shape.enum and value not in shape.enum:
+            fail(f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")
+        pattern = meta.get("pattern")
+        if pattern:
+            try:
+                if not re.fullmatch(pattern.removeprefix("^").removesuffix("$"), value, re.DOTALL):
+                    fail(f"Member must satisfy regular expression pattern: {pattern}")
+            except re.error:
+                pass  # a Java-only regular expression: not checked here
+    elif kind in ("integer", "long", "float", "double"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            errors.append(f"Value at '{path}' must be a number")
+            return
+        if "min" in meta and value < meta["min"]:
+            fail(f"Member must have value greater than or equal to {meta['min']}")
+        if "max" in meta and value > meta["max"]:
+            fail(f"Member must have value less than or equal to {meta['max']}")
+    elif kind == "list":
+        if not isinstance(value, list):
+            errors.append(f"Value at '{path}' must be a list")
+            return
+        if "min" in meta and len(value) < meta["min"]:
+            fail(f"Member must have length greater than or equal to {meta['min']}")
+        if "max" in meta and len(value) > meta["max"]:
+            fail(f"Member must have length less than or equal to {meta['max']}")
+        for index, item in enumerate(value):
+            _check(shape.member, item, f"{path}.{index + 1}.member", errors)
+    elif kind == "map":
+        if not isinstance(value, dict):
+            errors.append(f"Value at '{path}' must be a map")
+            return
+        if "max" in meta and len(value) > meta["max"]:
+            fail(f"Member must have length less than or equal to {meta['max']}")
+        for map_key, item in value.items():
+            _check(shape.key, map_key, f"{path}.key", errors)
+            _check(shape.value, item, f"{path}.value", errors)
+    elif kind == "boolean" and not isinstance(value, bool):
+        errors.append(f"Value at '{path}' must be a boolean")
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{_camel(name)}" if path else _camel(name)
+
+
+def validate(operation: str, params: dict) -> None:
+    """Raise ValidationException the way SageMaker words it."""
+    shape = SAGEMAKER_MODEL.operation_model(operation).input_shape
+    errors: list[str] = []
+    if shape is not None:
+        _check(shape, params, "", errors)
+    if errors:
+        plural = "s" if len(errors) > 1 else ""
+        raise ServiceError("ValidationException",
+                           f"{len(errors)} validation error{plural} detected: " + "; ".join(errors))
+
+
+# --------------------------------------------------------------------------- #
+# Transform jobs
+# --------------------------------------------------------------------------- #
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+class TransformJobs:
+    """CreateTransformJob and friends, with jobs kept in data/transform-jobs/."""
+
+    def __init__(
+        self,
+        folder: Path,
+        region: str,
+        models: Iterable[str],
+        store_factory: Callable[[], Any],
+        invoke: Callable[[bytes, str, str], ModelAnswer],
+        on_change: Callable[[dict], None],
+        max_jobs: int = 2,
+    ):
+        self.folder = folder
+        self.region = region
+        self.models = set(models)
+        self.store_factory = store_factory
+        self.invoke = invoke
+        self.on_change = on_change
+        self._jobs: dict[str, dict] = {}
+        self._stops: dict[str, threading.Event] = {}
+        self._lock = threading.RLock()
+        self._pool = ThreadPoolExecutor(max_jobs, thread_name_prefix="transform-job")
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def arn(self, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{ACCOUNT_ID}:transform-job/{name.lower()}"
+
+    def model_arn(self, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{ACCOUNT_ID}:model/{name.lower()}"
+
+    # -- persistence ------------------------------------------------------ #
+
+    def load(self) -> list[str]:
+        """Read saved jobs; a job that was running when the stack stopped is
+        failed (never resumed into a half output). Returns those names."""
+        interrupted = []
+        for path in sorted(self.folder.glob("*.json")):
+            job = json.loads(path.read_text())
+            self._jobs[job["TransformJobName"]] = job
+            if job["TransformJobStatus"] in ("InProgress", "Stopping"):
+                interrupted.append(job["TransformJobName"])
+        for name in interrupted:
+            job = self._jobs[name]
+            if job["TransformJobStatus"] == "Stopping":
+                self._finish(name, "Stopped")
+            else:
+                self._finish(name, "Failed", "AlgorithmError: the job was interrupted: the local stack stopped "
+                                             "while it ran (create a new job to run it again)")
+        return interrupted
+
+    def _save(self, job: dict) -> None:
+        path = self.folder / f"{job['TransformJobName']}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(job, indent=1))
+        tmp.replace(path)
+
+    def _update(self, name: str, **changes: Any) -> dict:
+        with self._lock:
+            job = self._jobs[name]
+            job.update(changes)
+            job["LastModifiedTime"] = _now()
+            self._save(job)
+            snapshot = json.loads(json.dumps(job))
+        return snapshot
+
+    def _finish(self, name: str, status: str, reason: str | None = None) -> None:
+        changes: dict[str, Any] = {"TransformJobStatus": status, "TransformEndTime": _now()}
+        if reason:
+            changes["FailureReason"] = reason[:1024]
+        self.on_change(self._update(name, **changes))
+
+    # -- API ---------------------------------------------------------------- #
+
+    def create(self, request: dict) -> dict:
+        validate("CreateTransformJob", request)
+        name = request["TransformJobName"]
+        model = request["ModelName"]
+        if self.models and model not in self.models:
+            raise ServiceError("ValidationException", f'Could not find model "{self.model_arn(model)}".')
+        source = request["TransformInput"]["DataSource"].get("S3DataSource")
+        if not source or source.get("S3DataType") != "S3Prefix":
+            raise ServiceError("ValidationException",
+                               "The local stack runs transform jobs on S3DataType S3Prefix only.")
+        if request["TransformInput"].get("SplitType", "None") not in ("None", "Line"):
+            raise ServiceError("ValidationException", "The local stack splits input by Line (or None) only.")
+        try:
+            TransformJob.from_request(request)
+        except ValueError as error:
+            raise ServiceError("ValidationException", str(error)) from None
+        with self._lock:
+            if name in self._jobs:
+                raise ServiceError(
+                    "ResourceInUse",
+                    "Transform job names must be unique within an AWS account and region, and a transform "
+                    f"job with this name already exists ({self.arn(name)})")
+            now = _now()
+            job = {
+                "TransformJobName": name,
+                "TransformJobArn": self.arn(name),
+                "TransformJobStatus": "InProgress",
+                "ModelName": model,
+                "MaxConcurrentTransforms": request.get("MaxConcurrentTransforms", 1),
+                "ModelClientConfig": request.get("ModelClientConfig") or {
+                    "InvocationsTimeoutInSeconds": 600, "InvocationsMaxRetries": 3},
+                "MaxPayloadInMB": request.get("MaxPayloadInMB", 6),
+                "BatchStrategy": request.get("BatchStrategy", "MultiRecord"),
+                "Environment": request.get("Environment") or {},
+                "TransformInput": {"CompressionType": "None", "SplitType": "None", **request["TransformInput"]},
+                "TransformOutput": {"AssembleWith": "None", **request["TransformOutput"]},
+                "TransformResources": request["TransformResources"],
+                "CreationTime": now,
+                "LastModifiedTime": now,
+                "DataProcessing": {"InputFilter": "$", "JoinSource": "None", "OutputFilter": "$",
+                                   **(request.get("DataProcessing") or {})},
+                "Tags": {tag["Key"]: tag["Value"] for tag in request.get("Tags") or []},
+            }
+            for optional in ("DataCaptureConfig", "ExperimentConfig"):
+                if optional in request:
+                    job[optional] = request[optional]
+            self._jobs[name] = job
+            self._stops[name] = threading.Event()
+            self._save(job)
+            snapshot = json.loads(json.dumps(job))
+        self.on_change(snapshot)
+        self._pool.submit(self._run, name, request)
+        return {"TransformJobArn": job["TransformJobArn"]}
+
+    def describe(self, request: dict) -> dict:
+        validate("DescribeTransformJob", request)
+        name = request["TransformJobName"]
+        with self._lock:
+            job = self._jobs.get(name)
+            if job is None:
+                raise ServiceError("ValidationException", f"Could not find requested job with name {name}")
+            return {k: v for k, v in job.items() if k != "Tags"}
+
+    def list(self, request: dict) -> dict:
+        validate("ListTransformJobs", request)
+        with self._lock:
+            jobs = [dict(job) for job in self._jobs.values()]
+        filters = {
+            "CreationTimeAfter": lambda j, v: j["CreationTime"] > v,
+            "CreationTimeBefore": lambda j, v: j["CreationTime"] < v,
+            "LastModifiedTimeAfter": lambda j, v: j["LastModifiedTime"] > v,
+            "LastModifiedTimeBefore": lambda j, v: j["LastModifiedTime"] < v,
+            "NameContains": lambda j, v: v.lower() in j["TransformJobName"].lower(),
+            "StatusEquals": lambda j, v: j["TransformJobStatus"] == v,
+        }
+        for key, keep in filters.items():
+            if key in request:
+                jobs = [job for job in jobs if keep(job, request[key])]
+        sort_key = {"Name": "TransformJobName", "Status": "TransformJobStatus"}.get(
+            request.get("SortBy", "CreationTime"), "CreationTime")
+        jobs.sort(key=lambda job: job[sort_key], reverse=request.get("SortOrder", "Descending") == "Descending")
+        start = 0
+        if request.get("NextToken"):
+            try:
+                start = int(request["NextToken"])
+            except ValueError:
+                raise ServiceError("ValidationException", "Invalid pagination token") from None
+        size = request.get("MaxResults", 10)
+        page = jobs[start:start + size]
+        fields = ("TransformJobName", "TransformJobArn", "CreationTime", "TransformEndTime",
+                  "LastModifiedTime", "TransformJobStatus", "FailureReason")
+        answer: dict[str, Any] = {"TransformJobSummaries": [{f: j[f] for f in fields if f in j} for j in page]}
+        if start + size < len(jobs):
+            answer["NextToken"] = str(start + size)
+        return answer
+
+    def stop(self, request: dict) -> dict:
+        validate("StopTransformJob", request)
+        name = request["TransformJobName"]
+        with self._lock:
+            job = self._jobs.get(name)
+            if job is None:
+                raise ServiceError("ValidationException", f"Could not find requested job with name {name}")
+            status = job["TransformJobStatus"]
+            if status == "Stopping":
+                return {}
+            if status != "InProgress":
+                raise ServiceError("ValidationException",
+                                   f"The request was rejected because the transform job is in status {status}.")
+            started = "TransformStartTime" in job
+            stop = self._stops.get(name)
+        if stop:
+            stop.set()
+        if started:
+            self.on_change(self._update(name, TransformJobStatus="Stopping"))
+        else:  # still queued: it never ran
+            self._finish(name, "Stopped")
+        return {}
+
+    # -- running ------------------------------------------------------------ #
+
+    def _run(self, name: str, request: dict) -> None:
+        stop = self._stops[name]
+        with self._lock:
+            if self._jobs[name]["TransformJobStatus"] != "InProgress" or stop.is_set():
+                return
+            self._update(name, TransformStartTime=_now())
+        LOG.info("transform job %s started", name)
+        try:
+            runner = TransformRunner(TransformJob.from_request(request), self.store_factory(), self.invoke, stop,
+                                     progress=lambda key, n: LOG.debug("%s: %s: %d records", name, key, n))
+            outputs = runner.run()
+        except JobStopped:
+            self._finish(name, "Stopped")
+            LOG.info("transform job %s stopped", name)
+        except JobFailed as error:
+            self._finish(name, "Failed", str(error))
+            LOG.warning("transform job %s failed: %s", name, error)
+        except Exception as error:  # noqa: BLE001 - any other problem fails the job, with its reason
+            LOG.exception("transform job %s failed", name)
+            self._finish(name, "Failed", f"InternalServerError: {error}")
+        else:
+            if stop.is_set():
+                self._finish(name, "Stopped")
+            else:
+                self._finish(name, "Completed")
+                LOG.info("transform job %s completed: %s", name, ", ".join(outputs))
+        finally:
+            self._stops.pop(name, None)
+
+    def close(self) -> None:
+        for stop in list(self._stops.values()):
+            stop.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- #
+# EventBridge event of a status change
+# --------------------------------------------------------------------------- #
+
+def _millis(value: float | None) -> int | None:
+    return None if value is None else int(value * 1000)
+
+
+def state_change_event(job: dict, region: str) -> dict:
+    """The "SageMaker Transform Job State Change" event EventBridge delivers."""
+    detail = {k: v for k, v in job.items() if k not in ("LastModifiedTime",)}
+    for key in ("CreationTime", "TransformStartTime", "TransformEndTime"):
+        if key in detail:
+            detail[key] = _millis(detail[key])
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "SageMaker Transform Job State Change",
+        "source": "aws.sagemaker",
+        "account": ACCOUNT_ID,
+        "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [job["TransformJobArn"]],
+        "detail": detail,
+    }
+
+
+# --------------------------------------------------------------------------- #
+# Wire protocols
+# --------------------------------------------------------------------------- #
+
+_OPERATIONS = {
+    "CreateTransformJob": "create",
+    "DescribeTransformJob": "describe",
+    "ListTransformJobs": "list",
+    "StopTransformJob": "stop",
+}
+
+
+def handle_sagemaker(jobs: TransformJobs, target: str, body: bytes) -> tuple[int, dict, bytes]:
+    """One JSON 1.1 request: (status, headers, body)."""
+    operation = target.split(".", 1)[1] if "." in target else target
+    headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": str(uuid.uuid4())}
+    try:
+        if operation not in _OPERATIONS:
+            raise ServiceError("UnknownOperationException",
+                               f"The local stack does not implement SageMaker {operation}; it runs "
+                               + ", ".join(_OPERATIONS) + ".")
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            raise ServiceError("SerializationException", "Request body is not valid JSON") from None
+        if not isinstance(request, dict):
+            raise ServiceError("SerializationException", "Request body must be a JSON object")
+        answer = getattr(jobs, _OPERATIONS[operation])(request)
+        return 200, headers, json.dumps(answer).encode()
+    except ServiceError as error:
+        return error.status, headers, json.dumps({"__type": error.code, "Message": error.message}).encode()
+
+
+class Endpoint:
+    """SageMaker Runtime's InvokeEndpoint for the endpoints of the template,
+    all served by the one model container."""
+
+    def __init__(self, names: Iterable[str], region: str, invoke: Callable[[bytes, str, str], Any]):
+        self.names = set(names)
+        self.region = region
+        self.invoke = invoke
+
+    def handle(self, name: str, body: bytes, content_type: str, accept: str) -> tuple[int, dict, bytes]:
+        request_id = str(uuid.uuid4())
+        base = {"x-amzn-RequestId": request_id}
+        if self.names and name not in self.names:
+            return self._error(base, "ValidationError", 400,
+                               f"Endpoint {name} of account {ACCOUNT_ID} not found.")
+        if len(body) > INVOKE_LIMIT:
+            return self._error(base, "ValidationError", 400,
+                               f"Request payload of {len(body)} bytes exceeds the {INVOKE_LIMIT} byte limit "
+                               "of InvokeEndpoint.")
+        result = self.invoke(body, content_type, accept)
+        if 200 <= result.status < 300:
+            return 200, {**base, "Content-Type": result.content_type or "application/json",
+                         "x-Amzn-Invoked-Production-Variant": "AllTraffic"}, result.body
+        original = result.body.decode("utf-8", "replace")
+        group = f"/aws/sagemaker/Endpoints/{name}"
+        kind = "client" if result.status < 500 else "server"
+        message = (f'Received {kind} error ({result.status}) from primary with message "{original}". '
+                   f"See https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}"
+                   f"#logEventViewer:group={group} in account {ACCOUNT_ID} for more information.")
+        return self._error(base, "ModelError", 424, message, OriginalStatusCode=result.status,
+                           OriginalMessage=original,
+                           LogStreamArn=f"arn:aws:logs:{self.region}:{ACCOUNT_ID}:log-group:{group}",
+                           ErrorCode=f"{kind.upper()}_ERROR_FROM_MODEL")
+
+    @staticmethod
+    def _error(base: dict, code: str, status: int, message: str, **fields: Any) -> tuple[int, dict, bytes]:
+        headers = {**base, "Content-Type": "application/json", "x-amzn-ErrorType": code}
+        return status, headers, json.dumps({"message": message, **fields}).encode()

@@ -1,0 +1,374 @@
+"""The whole of Critic on one machine (`critic serve`, `make run`).
+
+One process runs, on 127.0.0.1 only:
+- the AWS endpoint (S3 from moto, SageMaker and SageMaker Runtime from
+  critic/local/sagemaker.py with the model container loaded once);
+- the HTTP API of template.yaml, calling its Lambda functions
+  (critic/local/api.py, critic/local/lambdas.py), and the web page;
+- the event sources: S3 notifications of the template's buckets and the
+  EventBridge rules of its functions (transform job state changes).
+
+State (buckets, objects, transform jobs, dead letters) lives in the data
+folder and survives a restart.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import shutil
+import socket
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from werkzeug.serving import make_server
+
+from batch.local_runner import ModelAnswer
+from critic import REPO_ROOT
+from critic.local import s3 as local_s3
+from critic.local.api import HttpApiGateway
+from critic.local.aws import AwsEndpoint
+from critic.local.lambdas import AsyncInvoker, LambdaFunction, endpoint_variables, function_environment
+from critic.local.sagemaker import Endpoint, TransformJobs, state_change_event
+from critic.local.template import DEFAULT_REGION, LocalStack, Rule, read_template
+
+LOG = logging.getLogger("critic.stack")
+
+DEFAULT_AWS_PORT = 4566
+DEFAULT_API_PORT = 3000
+AWS_PORT_VARIABLE = "CRITIC_AWS_PORT"
+API_PORT_VARIABLE = "CRITIC_API_PORT"
+
+
+class StackError(Exception):
+    """The stack cannot start; the message says why and what to change."""
+
+
+@dataclass
+class StackOptions:
+    template: Path = REPO_ROOT / "template.yaml"
+    artifact: Path | None = None
+    data_dir: Path = REPO_ROOT / ".critic"
+    host: str = "127.0.0.1"
+    aws_port: int = DEFAULT_AWS_PORT
+    api_port: int = DEFAULT_API_PORT
+    fresh: bool = False
+    parameters: dict[str, str] = field(default_factory=dict)
+    web_dir: Path | None = REPO_ROOT / "web"
+    lambda_concurrency: int = 4
+    model_workers: int = 2
+    max_jobs: int = 2
+    retry_delays: tuple[float, ...] = (1.0, 2.0)
+
+
+def check_port(host: str, port: int, variable: str, flag: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise StackError(
+                    f"port {port} on {host} is in use (another `critic serve`, LocalStack or `sam local`?). "
+                    f"Stop that program, or choose another port: {variable}={port + 1} make run "
+                    f"(or critic serve {flag} {port + 1})") from None
+            raise
+
+
+class _Server(threading.Thread):
+    def __init__(self, name: str, host: str, port: int, app):
+        super().__init__(name=name, daemon=True)
+        self.server = make_server(host, port, app, threaded=True)
+        self.server.daemon_threads = True
+
+    def run(self) -> None:
+        self.server.serve_forever(poll_interval=0.2)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Stack:
+    def __init__(self, options: StackOptions):
+        self.options = options
+        self.template: LocalStack | None = None
+        self.container = None
+        self.functions: dict[str, LambdaFunction] = {}
+        self.servers: list[_Server] = []
+        self.jobs: TransformJobs | None = None
+        self.invoker: AsyncInvoker | None = None
+        self._sequencer = local_s3.Sequencer()
+        self._listener = None
+
+    # -- addresses ---------------------------------------------------------- #
+
+    @property
+    def aws_url(self) -> str:
+        return f"http://{self.options.host}:{self.options.aws_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.options.host}:{self.options.api_port}"
+
+    @property
+    def region(self) -> str:
+        return self.template.region if self.template else DEFAULT_REGION
+
+    def client(self, service: str):
+        return boto3.client(service, endpoint_url=self.aws_url, region_name=self.region,
+                            aws_access_key_id="test", aws_secret_access_key="test",
+                            config=Config(retries={"max_attempts": 2}, s3={"addressing_style": "path"}))
+
+    def info(self) -> dict:
+        template = self.template
+        return {
+            "aws": self.aws_url,
+            "api": self.api_url,
+            "region": self.region,
+            "buckets": {b.logical_id: b.name for b in template.buckets.values()} if template else {},
+            "endpoints": template.endpoints if template else [],
+            "models": template.models if template else [],
+            "functions": {f.logical_id: f.name for f in template.functions.values()} if template else {},
+            "notifications": [
+                {"bucket": n.bucket, "function": n.function, "prefix": n.prefix, "suffix": n.suffix}
+                for n in template.s3_notifications] if template else [],
+            "data": str(self.options.data_dir),
+        }
+
+    # -- start and stop ------------------------------------------------------ #
+
+    def start(self) -> None:
+        options = self.options
+        check_port(options.host, options.aws_port, AWS_PORT_VARIABLE, "--aws-port")
+        check_port(options.host, options.api_port, API_PORT_VARIABLE, "--api-port")
+        try:
+            self.template = read_template(options.template, parameters=options.parameters)
+        except Exception as error:
+            raise StackError(str(error)) from error
+        artifact = Path(options.artifact) if options.artifact else None
+        if artifact is None or not artifact.is_file():
+            raise StackError(
+                f"no model artifact at {artifact}: train one (`critic train`, see README) or pass "
+                "--artifact PATH to a model.tar.gz")
+        if options.fresh and options.data_dir.exists():
+            shutil.rmtree(options.data_dir)
+        options.data_dir.mkdir(parents=True, exist_ok=True)
+        (options.data_dir / ".gitignore").write_text("*\n")
+
+        from critic.container import ContainerError, ModelContainer
+
+        try:
+            self.container = ModelContainer(artifact, workers=options.model_workers)
+        except ContainerError as error:
+            raise StackError(f"{artifact}: {error}") from None
+        try:
+            self._start_services()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_services(self) -> None:
+        options, template = self.options, self.template
+        region = template.region
+
+        # S3: what was saved, then the template's buckets.
+        store = local_s3.S3Store(options.data_dir / "s3", region)
+        restored = store.restore()
+        s3 = local_s3.backend()
+        for bucket in template.buckets.values():
+            if bucket.name not in s3.buckets:
+                s3.create_bucket(bucket.name, region)
+            if bucket.versioned and not s3.buckets[bucket.name].is_versioned:
+                s3.put_bucket_versioning(bucket.name, "Enabled")
+        store.sync_buckets()
+        LOG.info("S3: %d objects restored from %s", restored, store.folder)
+
+        # Lambda.
+        data = options.data_dir
+        endpoints = endpoint_variables(self.aws_url)
+        for logical_id, spec in template.functions.items():
+            env = function_environment(spec, endpoints, region, data)
+            self.functions[logical_id] = LambdaFunction(spec, env, options.lambda_concurrency, _log_line)
+        self.invoker = AsyncInvoker(data / "dead-letter", options.retry_delays)
+
+        # SageMaker.
+        container = self.container
+
+        def invoke_model(body: bytes, content_type: str, accept: str) -> ModelAnswer:
+            result = container.invoke(body, content_type, accept)
+            return ModelAnswer(result.status, result.body)
+
+        self.jobs = TransformJobs(data / "transform-jobs", region, template.models,
+                                  lambda: _S3ObjectStore(self.client("s3")), invoke_model,
+                                  self._job_changed, options.max_jobs)
+        endpoint = Endpoint(template.endpoints, region, container.invoke)
+
+        # Servers.
+        aws_app = AwsEndpoint(self.jobs, endpoint, store.sync_buckets, self.info)
+        self.servers.append(_Server("aws-endpoint", options.host, options.aws_port, aws_app))
+        functions = self.functions
+        api = template.apis[0] if template.apis else None
+        if len(template.apis) > 1:
+            LOG.warning("the template has %d HTTP APIs; serving %s", len(template.apis), api.logical_id)
+        if api is not None:
+            gateway = HttpApiGateway(api, functions, region, options.web_dir)
+            self.servers.append(_Server("http-api", options.host, options.api_port, gateway))
+        for server in self.servers:
+            server.start()
+
+        # Event sources, once everything they call is up.
+        def on_s3_event(event_name: str, bucket, key) -> None:
+            store.on_object_event(event_name, bucket, key)
+            if event_name.startswith("s3:ObjectCreated"):
+                self._s3_created(event_name, bucket, key)
+
+        self._listener = on_s3_event
+        local_s3._listeners.append(on_s3_event)
+        for name in self.jobs.load():
+            LOG.warning("transform job %s was interrupted by a restart: marked Failed", name)
+        for function in functions.values():
+            function.warm()
+
+    def stop(self) -> None:
+        if self._listener in local_s3._listeners:
+            local_s3._listeners.remove(self._listener)
+        if self.jobs:
+            self.jobs.close()
+        for server in self.servers:
+            server.stop()
+        if self.invoker:
+            self.invoker.close()
+        for function in self.functions.values():
+            function.close()
+        if self.container:
+            self.container.close()
+            self.container = None
+
+    # -- event sources -------------------------------------------------------- #
+
+    def _s3_created(self, event_name: str, bucket, key) -> None:
+        template = self.template
+        sequencer = self._sequencer.next()
+        for notification in template.s3_notifications:
+            if notification.bucket != bucket.name:
+                continue
+            if not any(_event_matches(pattern, event_name) for pattern in notification.events):
+                continue
+            if not (key.name.startswith(notification.prefix) and key.name.endswith(notification.suffix)):
+                continue
+            record = local_s3.s3_event_record(event_name, bucket, key, notification.configuration_id,
+                                              template.region, sequencer)
+            self.invoker.submit(self.functions[notification.function], {"Records": [record]},
+                                f"s3://{bucket.name}/{key.name}")
+        spec = template.bucket_named(bucket.name)
+        if spec and spec.eventbridge:
+            self.publish(local_s3.eventbridge_object_created(event_name, bucket, key, template.region, sequencer))
+
+    def _job_changed(self, job: dict) -> None:
+        LOG.info("transform job %s: %s%s", job["TransformJobName"], job["TransformJobStatus"],
+                 f" ({job['FailureReason']})" if job.get("FailureReason") else "")
+        self.publish(state_change_event(job, self.region))
+
+    def publish(self, event: dict) -> None:
+        """EventBridge's default bus: deliver the event to every matching rule."""
+        from moto.events.models import EventPattern
+
+        for rule in self.template.rules:
+            if EventPattern(None, rule.pattern).matches_event(event):
+                self.invoker.submit(self.functions[rule.function], _rule_input(rule, event),
+                                    f"EventBridge rule {rule.name}")
+
+    # -- what runs where ------------------------------------------------------ #
+
+    def banner(self) -> str:
+        template = self.template
+        buckets = {b.logical_id: b.name for b in template.buckets.values()}
+        lines = [
+            "Critic is running on this machine (development and evaluation; deploy to AWS for scale).",
+            "",
+            f"  Web page       {self.api_url}/",
+            f"  HTTP API       {self.api_url}" + "".join(
+                f"\n                   {r.route_key}  ->  {r.function}" for api in template.apis for r in api.routes),
+            f"  AWS endpoint   {self.aws_url}   (S3, SageMaker, SageMaker Runtime)",
+        ]
+        for logical_id, name in buckets.items():
+            lines.append(f"  Bucket         {name}   ({logical_id})")
+        for endpoint in template.endpoints:
+            lines.append(f"  Endpoint       {endpoint}   (model {self.options.artifact})")
+        for notification in template.s3_notifications:
+            filt = " ".join(x for x in (notification.prefix and f"prefix {notification.prefix}",
+                                        notification.suffix and f"suffix {notification.suffix}") if x)
+            lines.append(f"  On upload      s3://{notification.bucket}/ {filt} -> {notification.function}")
+        for rule in template.rules:
+            lines.append(f"  On event       {_pattern_summary(rule.pattern)} -> {rule.function}")
+        lines.append(f"  Data folder    {self.options.data_dir}   (`critic serve --fresh` starts clean)")
+        input_bucket = next((n.bucket for n in template.s3_notifications), None)
+        route = next((r for api in template.apis for r in api.routes if r.method == "POST"), None)
+        lines += ["", "Try it:"]
+        if route is not None:
+            lines.append(f"  curl -s {self.api_url}{route.path} -H 'content-type: application/json' "
+                         "-d '{\"review\": \"A wonderful, moving film.\"}'")
+        if input_bucket:
+            suffix = next((n.suffix for n in template.s3_notifications if n.bucket == input_bucket), "") or ".txt"
+            lines.append(f"  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test aws --endpoint-url {self.aws_url} "
+                         f"s3 cp reviews{suffix if suffix.startswith('.') else '.txt'} s3://{input_bucket}/")
+            lines.append("  critic score reviews.txt reviews.jsonl reviews.csv   "
+                         "(uploads, waits, downloads <file>.out)")
+        lines.append(f"  open {self.api_url}/ in a browser")
+        lines += ["", "Ctrl-C stops everything."]
+        return "\n".join(lines)
+
+
+class _S3ObjectStore:
+    """batch.local_runner's ObjectStore over S3 (here: the local endpoint)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        keys = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return keys
+
+    def download(self, bucket: str, key: str, fileobj) -> None:
+        self.client.download_fileobj(bucket, key, fileobj)
+
+    def upload(self, bucket: str, key: str, fileobj) -> None:
+        self.client.upload_fileobj(fileobj, bucket, key)
+
+
+def _event_matches(pattern: str, event_name: str) -> bool:
+    pattern = pattern if pattern.startswith("s3:") else f"s3:{pattern}"
+    if pattern.endswith(":*"):
+        return event_name.startswith(pattern[:-1])
+    return pattern == event_name
+
+
+def _rule_input(rule: Rule, event: dict) -> Any:
+    if rule.input is not None:
+        return json.loads(rule.input) if isinstance(rule.input, str) else rule.input
+    if rule.input_path:
+        value: Any = event
+        for part in rule.input_path.removeprefix("$").strip(".").split("."):
+            if part:
+                value = value.get(part) if isinstance(value, dict) else None
+        return value
+    return event
+
+
+def _pattern_summary(pattern: dict) -> str:
+    parts = [", ".join(map(str, pattern.get(key, []))) for key in ("source", "detail-type") if pattern.get(key)]
+    status = (pattern.get("detail") or {}).get("TransformJobStatus")
+    if status:
+        parts.append("/".join(map(str, status)))
+    return " ".join(parts) or json.dumps(pattern)
+
+
+def _log_line(function: str, line: str) -> None:
+    print(f"[{function}] {line}", file=sys.stderr, flush=True)
