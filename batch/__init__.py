@@ -1,0 +1,9 @@
+"""Batch scoring domain logic, plain Python (no AWS SDK imports).
+
+- batch.jobs: which uploads are input, the transform job's deterministic name
+  and its CreateTransformJob request, where the output and the status record
+  go, and how a finished job's output is counted (used by the Lambdas in
+  functions/batch and functions/completion).
+- batch.transform, batch.local_runner: SageMaker batch transform semantics, run
+  on this machine by the local stack.
+"""

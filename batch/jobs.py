@@ -1,0 +1,285 @@
+"""Batch transform jobs for uploaded review files: plain Python, no AWS calls.
+
+One uploaded object version is one SageMaker transform job:
+
+- which uploads are input (`skip_reason`, `input_format`): `.txt` (one review
+  per line), `.jsonl` (one {"review": ...} object per line), `.csv` (one
+  record per line, the review is the last field, no header);
+- the job's name (`job_name`), deterministic from bucket, key and object
+  version (or ETag), so a duplicate delivery of the same upload names the same
+  job and SageMaker refuses to start it twice;
+- the CreateTransformJob request (`transform_job_request`): SplitType=Line,
+  BatchStrategy=MultiRecord, AssembleWith=Line, and for .jsonl/.csv a
+  DataProcessing join so each result line carries its input record;
+- where SageMaker writes the result: `s3://<output bucket>/<key>.out`
+  (`output_path`, `output_location`), and where the job's outcome is recorded:
+  `<key>.status.json` beside it (`status_key`, `status_document`);
+- what a finished job produced (`count_results`).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import posixpath
+import re
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Iterator, Mapping
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """How one kind of input file is sent to the model and written back."""
+
+    suffix: str
+    content_type: str  # TransformInput.ContentType
+    accept: str  # TransformOutput.Accept
+    join_input: bool  # DataProcessing.JoinSource=Input
+
+
+FORMATS: dict[str, InputFormat] = {
+    ".txt": InputFormat(".txt", "text/plain", "application/jsonlines", join_input=False),
+    ".jsonl": InputFormat(".jsonl", "application/jsonlines", "application/jsonlines", join_input=True),
+    ".csv": InputFormat(".csv", "text/csv", "text/csv", join_input=True),
+}
+INPUT_SUFFIXES = tuple(FORMATS)  # also the S3 notification filters in template.yaml (case-sensitive)
+OUTPUT_SUFFIX = ".out"  # SageMaker's own: <S3OutputPath>/<input file name>.out
+STATUS_SUFFIX = ".status.json"
+
+# Each mini-batch the job sends to the model is at most this big (a record
+# bigger than this fails the job). 1 MB keeps one invocation of the CPU model
+# to a few seconds (about a thousand reviews), far inside the 600 s
+# invocation timeout, and is 4x the realtime API's body limit.
+DEFAULT_MAX_PAYLOAD_MB = 1
+
+JOB_NAME_MAX = 63
+JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+JOB_PREFIX_MAX = 24
+DIGEST_CHARS = 16  # 64 bits of sha256: distinct per object version
+
+
+def input_format(key: str) -> InputFormat | None:
+    """The input format of an object key by its (case-sensitive) suffix, or
+    None when the object is not input."""
+    for suffix, fmt in FORMATS.items():
+        if key.endswith(suffix):
+            return fmt
+    return None
+
+
+def skip_reason(key: str, size: int | None) -> str | None:
+    """Why an uploaded object is not a batch input, or None if it is one."""
+    if key.endswith("/"):
+        return "folder marker"
+    if input_format(key) is None:
+        return f"not an input file (input files end in {', '.join(INPUT_SUFFIXES)})"
+    if size == 0:
+        return "empty object"
+    return None
+
+
+def object_version(version_id: str | None, etag: str | None) -> str:
+    """What tells one upload of a key from another: the version id in a
+    versioned bucket, else the ETag (the content's hash)."""
+    if version_id and version_id != "null":
+        return version_id
+    if etag:
+        return etag.strip('"')
+    raise ValueError("the object has neither a version id nor an ETag")
+
+
+def job_name(prefix: str, bucket: str, key: str, version: str) -> str:
+    """`<prefix>-<readable file name>-<digest>`: valid for SageMaker
+    ([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}), lowercase (SageMaker lowercases job
+    ARNs), and the same for the same bucket, key and version."""
+    if len(prefix) > JOB_PREFIX_MAX or not JOB_NAME_PATTERN.fullmatch(prefix) or prefix != prefix.lower():
+        raise ValueError(f"invalid job name prefix {prefix!r}: lowercase letters, digits and dashes, at most {JOB_PREFIX_MAX}")
+    digest = hashlib.sha256("\n".join((bucket, key, version)).encode("utf-8")).hexdigest()[:DIGEST_CHARS]
+    room = JOB_NAME_MAX - len(prefix) - len(digest) - 2
+    stem = re.sub(r"[^a-z0-9]+", "-", _file_stem(key).lower())[:room].strip("-")
+    return "-".join(part for part in (prefix, stem, digest) if part)
+
+
+def _file_stem(key: str) -> str:
+    name = posixpath.basename(key)
+    fmt = input_format(name)
+    return name[: -len(fmt.suffix)] if fmt else name
+
+
+def is_stack_job(name: str, prefix: str) -> bool:
+    return name.startswith(prefix + "-")
+
+
+def output_path(output_bucket: str, key: str) -> str:
+    """S3OutputPath for an input key: the key's folder in the output bucket, so
+    that SageMaker's `<S3OutputPath>/<file name>.out` is `<key>.out`."""
+    folder = posixpath.dirname(key)
+    return f"s3://{output_bucket}/{folder}" if folder else f"s3://{output_bucket}"
+
+
+def output_key(key: str) -> str:
+    return key + OUTPUT_SUFFIX
+
+
+def status_key(result_key: str) -> str:
+    """The status record beside a job's result: `<key>.out` -> `<key>.status.json`."""
+    base = result_key[: -len(OUTPUT_SUFFIX)] if result_key.endswith(OUTPUT_SUFFIX) else result_key
+    return base + STATUS_SUFFIX
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an S3 URI: {uri!r}")
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    if not bucket:
+        raise ValueError(f"not an S3 URI: {uri!r}")
+    return bucket, key
+
+
+def output_location(input_uri: str, s3_output_path: str) -> tuple[str, str]:
+    """(bucket, key) where SageMaker writes the result of a one-object job:
+    S3OutputPath, then the input's file name, then ".out"."""
+    _, key = parse_s3_uri(input_uri)
+    bucket, prefix = parse_s3_uri(s3_output_path)
+    name = posixpath.basename(key) + OUTPUT_SUFFIX
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/{name}" if prefix else name
+
+
+def transform_job_request(
+    *,
+    name: str,
+    model_name: str,
+    bucket: str,
+    key: str,
+    output_bucket: str,
+    instance_type: str,
+    instance_count: int,
+    max_payload_mb: int = DEFAULT_MAX_PAYLOAD_MB,
+) -> dict[str, Any]:
+    """The CreateTransformJob parameters that score one input object."""
+    fmt = input_format(key)
+    if fmt is None:
+        raise ValueError(f"not an input file: {key!r}")
+    request: dict[str, Any] = {
+        "TransformJobName": name,
+        "ModelName": model_name,
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": max_payload_mb,
+        "TransformInput": {
+            # S3Prefix with the full key: SageMaker reads every object whose
+            # key starts with it, so the caller makes sure there is only one.
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/{key}"}},
+            "ContentType": fmt.content_type,
+            "CompressionType": "None",
+            "SplitType": "Line",
+        },
+        "TransformOutput": {
+            "S3OutputPath": output_path(output_bucket, key),
+            "Accept": fmt.accept,
+            "AssembleWith": "Line",
+        },
+        "TransformResources": {"InstanceType": instance_type, "InstanceCount": instance_count},
+    }
+    if fmt.join_input:
+        request["DataProcessing"] = {"InputFilter": "$", "JoinSource": "Input", "OutputFilter": "$"}
+    return request
+
+
+# --------------------------------------------------------------------------- #
+# A finished job: what it produced, and the record of its outcome.
+
+
+@dataclass
+class Counts:
+    records: int = 0
+    scored: int = 0
+    errors: int = 0
+
+
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Lines of a stream of byte chunks, split on "\\n" only (a "\\r" before it
+    is dropped); the newline ending the last line does not start another."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line[:-1] if line.endswith(b"\r") else line
+    if pending:
+        yield pending[:-1] if pending.endswith(b"\r") else pending
+
+
+def _scored_json(line: bytes, joined: bool) -> bool:
+    value = json.loads(line)
+    if joined:
+        value = value.get("SageMakerOutput") if isinstance(value, dict) else None
+    return isinstance(value, dict) and "label" in value and not value.get("error")
+
+
+def _scored_csv(line: bytes) -> bool:
+    fields = next(csv.reader([line.decode("utf-8")]), [])
+    # ... input columns, label, score, error
+    return len(fields) >= 3 and bool(fields[-3]) and not fields[-1]
+
+
+def count_results(lines: Iterable[bytes], fmt: InputFormat) -> Counts:
+    """Count the result lines of a job's output: one per input record, each
+    either a score or a per-record error. A line that cannot be read counts
+    as an error."""
+    counts = Counts()
+    for line in lines:
+        counts.records += 1
+        try:
+            scored = _scored_csv(line) if fmt.accept == "text/csv" else _scored_json(line, fmt.join_input)
+        except (ValueError, UnicodeDecodeError, csv.Error):
+            scored = False
+        if scored:
+            counts.scored += 1
+        else:
+            counts.errors += 1
+    return counts
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A timestamp from an EventBridge SageMaker event: epoch milliseconds (a
+    number or a string of digits) or ISO 8601."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.replace(".", "", 1).isdigit()):
+        number = float(value)
+        return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, tz=timezone.utc)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if moment else None
+
+
+def status_document(
+    detail: Mapping[str, Any],
+    *,
+    output_uri: str | None,
+    counts: Counts | None,
+    recorded_at: datetime,
+) -> dict[str, Any]:
+    """The `<key>.status.json` record of a finished job, from the detail of its
+    "SageMaker Transform Job State Change" event."""
+    created = parse_time(detail.get("CreationTime"))
+    started = parse_time(detail.get("TransformStartTime"))
+    ended = parse_time(detail.get("TransformEndTime"))
+    return {
+        "status": detail.get("TransformJobStatus"),
+        "job": detail.get("TransformJobName"),
+        "input": detail["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"],
+        "output": output_uri,
+        "counts": asdict(counts) if counts else None,
+        "failureReason": detail.get("FailureReason") or None,
+        "createdAt": _iso(created),
+        "startedAt": _iso(started),
+        "endedAt": _iso(ended),
+        "durationSeconds": round((ended - (started or created)).total_seconds(), 3) if ended and (started or created) else None,
+        "recordedAt": _iso(recorded_at),
+    }

@@ -1,0 +1,1 @@
+"""BatchFunction: S3 upload -> SageMaker transform job."""

@@ -1,0 +1,1 @@
+"""CompletionFunction: transform job state change -> status record and metrics."""

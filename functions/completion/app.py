@@ -1,0 +1,103 @@
+"""EventBridge "SageMaker Transform Job State Change" (this stack's jobs, final
+states) -> record the outcome beside the output and emit metrics.
+
+For a job that scored `s3://<input bucket>/<key>`, writes
+`s3://<OUTPUT_BUCKET>/<key>.status.json`: status, job name, input and output
+URIs, counts of records / scored / errors (read from `<key>.out` when the job
+completed), failure reason, and timings. A failed job also logs an error with
+its reason.
+
+It reads only the event's detail, which carries the job's description:
+TransformJobName, TransformJobStatus, FailureReason,
+TransformInput.DataSource.S3DataSource.S3Uri, TransformOutput.S3OutputPath,
+CreationTime, TransformStartTime, TransformEndTime.
+
+Environment: OUTPUT_BUCKET, JOB_NAME_PREFIX, POWERTOOLS_SERVICE_NAME,
+POWERTOOLS_METRICS_NAMESPACE.
+"""
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from batch import jobs
+
+OUTPUT_BUCKET = os.environ["OUTPUT_BUCKET"]
+JOB_NAME_PREFIX = os.environ["JOB_NAME_PREFIX"]
+FINAL_STATES = ("Completed", "Failed", "Stopped")
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+s3 = boto3.client("s3", config=Config(connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 5}))
+
+
+def count_output(bucket: str, key: str, fmt: jobs.InputFormat) -> jobs.Counts | None:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            raise
+        logger.error("the completed job left no output", extra={"output": f"s3://{bucket}/{key}"})
+        return None
+    with body:
+        return jobs.count_results(jobs.iter_lines(body.iter_chunks(1024 * 1024)), fmt)
+
+
+def record_metrics(document: dict) -> None:
+    metrics.add_metric(name=f"TransformJobs{document['status']}", unit=MetricUnit.Count, value=1)
+    if document["counts"]:
+        metrics.add_metric(name="BatchRecordsScored", unit=MetricUnit.Count, value=document["counts"]["scored"])
+        metrics.add_metric(name="BatchRecordErrors", unit=MetricUnit.Count, value=document["counts"]["errors"])
+    if document["durationSeconds"] is not None:
+        metrics.add_metric(name="TransformJobDuration", unit=MetricUnit.Seconds, value=document["durationSeconds"])
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_source(data_class=EventBridgeEvent)
+def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict | None:
+    detail = event.detail
+    name, status = detail.get("TransformJobName", ""), detail.get("TransformJobStatus")
+    logger.append_keys(job=name)
+    if not jobs.is_stack_job(name, JOB_NAME_PREFIX) or status not in FINAL_STATES:
+        logger.info("ignored: not a final state of this stack's jobs", extra={"job_status": status})
+        metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
+        return None
+    input_uri = detail["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+    bucket, result_key = jobs.output_location(input_uri, detail["TransformOutput"]["S3OutputPath"])
+    if bucket != OUTPUT_BUCKET:
+        logger.warning("ignored: the job writes outside this stack's output bucket", extra={"output_bucket": bucket})
+        metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
+        return None
+
+    counts, output_uri = None, None
+    fmt = jobs.input_format(jobs.parse_s3_uri(input_uri)[1])
+    if status == "Completed" and fmt is not None:
+        counts = count_output(bucket, result_key, fmt)
+        output_uri = f"s3://{bucket}/{result_key}" if counts is not None else None
+    document = jobs.status_document(detail, output_uri=output_uri, counts=counts, recorded_at=datetime.now(timezone.utc))
+    s3.put_object(
+        Bucket=bucket,
+        Key=jobs.status_key(result_key),
+        Body=json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8"),
+        ContentType="application/json",
+    )
+    record_metrics(document)
+    if status == "Failed":
+        logger.error("transform job failed", extra={"reason": document["failureReason"], "input": input_uri})
+    else:
+        logger.info("transform job finished", extra={"job_status": status, "counts": document["counts"]})
+    return document

@@ -1,0 +1,1 @@
+"""RealtimeFunction: POST /score."""

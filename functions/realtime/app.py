@@ -1,0 +1,205 @@
+"""POST /score: score one movie review with the SageMaker endpoint.
+
+Request: `application/json` {"review": "..."} or `text/plain` (the whole body
+is the review), UTF-8, at most MAX_BODY_BYTES (256 KiB) after base64
+decoding. Response: 200 {"label": "positive"|"negative", "score": P(positive)}.
+
+Every other answer is JSON {"message": "..."}:
+  400 body empty, not UTF-8, malformed JSON, no string "review", blank review;
+      or the endpoint rejected the request as invalid
+  413 body over MAX_BODY_BYTES          415 content type not JSON or text
+  422 the model could not score this review (e.g. nothing readable in it)
+  429 endpoint throttled (Retry-After)  502 model or endpoint failure
+  503 endpoint not ready or missing (Retry-After)
+  504 endpoint did not answer in time   500 anything unexpected (logged)
+
+Environment: ENDPOINT_NAME, ALLOWED_ORIGIN, POWERTOOLS_SERVICE_NAME,
+POWERTOOLS_METRICS_NAMESPACE.
+"""
+from __future__ import annotations
+
+import binascii
+import json
+import os
+from http import HTTPStatus
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
+
+MAX_BODY_BYTES = 256 * 1024  # far below a serverless endpoint's 4 MB payload limit
+JSON, TEXT = "application/json", "text/plain"
+RETRY_AFTER_SECONDS = 2
+
+ENDPOINT_NAME = os.environ["ENDPOINT_NAME"]
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver(
+    cors=CORSConfig(allow_origin=os.environ.get("ALLOWED_ORIGIN", "*"), expose_headers=["Retry-After"], max_age=300)
+)
+
+# API Gateway gives the integration 29 s (the function's timeout is 28 s):
+# two attempts of at most 2 s connect + 10 s read, plus backoff, fit in that.
+sagemaker_runtime = boto3.client(
+    "sagemaker-runtime",
+    config=Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 2}),
+)
+
+
+class ApiError(Exception):
+    """An answer other than 200: status, a message for the client, and for
+    429/503 how long to wait before retrying."""
+
+    def __init__(self, status: HTTPStatus, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+
+def _media_type(header: str | None) -> tuple[str, str | None]:
+    media, *params = (header or "").split(";")
+    charset = next(
+        (value.strip().strip('"').lower() for name, _, value in (p.partition("=") for p in params) if name.strip().lower() == "charset"),
+        None,
+    )
+    return media.strip().lower(), charset
+
+
+def read_review(event: APIGatewayProxyEventV2) -> str:
+    media, charset = _media_type(event.headers.get("content-type"))
+    if media not in (JSON, TEXT):
+        raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type must be {JSON} or {TEXT}")
+    if charset not in (None, "utf-8", "utf8", "us-ascii"):
+        raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the body must be UTF-8")
+    try:
+        body = event.decoded_body or ""
+    except (binascii.Error, UnicodeDecodeError):
+        raise ApiError(HTTPStatus.BAD_REQUEST, "the body is not valid UTF-8 text") from None
+    if len(body.encode("utf-8")) > MAX_BODY_BYTES:
+        raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY_BYTES} bytes")
+    if not body:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "the body is empty")
+    review = body
+    if media == JSON:
+        try:
+            document = json.loads(body)
+        except json.JSONDecodeError as error:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+        if not isinstance(document, dict) or not isinstance(document.get("review"), str):
+            raise ApiError(HTTPStatus.BAD_REQUEST, 'the body must be a JSON object with a string "review"')
+        review = document["review"]
+    if not review.strip():
+        raise ApiError(HTTPStatus.BAD_REQUEST, "the review is empty")
+    return review
+
+
+def _endpoint_error(error: ClientError) -> ApiError:
+    code = error.response.get("Error", {}).get("Code", "")
+    message = error.response.get("Error", {}).get("Message", "")
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    details = {"code": code, "error_message": message, "http_status": status}
+    if code in ("ThrottlingException", "TooManyRequestsException") or (status == 429 and code != "ModelNotReadyException"):
+        logger.warning("endpoint throttled", extra=details)
+        return ApiError(HTTPStatus.TOO_MANY_REQUESTS, "too many requests; retry shortly", RETRY_AFTER_SECONDS)
+    if code in ("ModelNotReadyException", "ServiceUnavailable"):
+        logger.warning("endpoint unavailable", extra=details)
+        return ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "the model is not ready; retry shortly", RETRY_AFTER_SECONDS)
+    if code == "ModelError":
+        logger.error(
+            "model error",
+            extra={**details, "original_status": error.response.get("OriginalStatusCode"), "original_message": error.response.get("OriginalMessage")},
+        )
+        return ApiError(HTTPStatus.BAD_GATEWAY, "the model failed to score the review")
+    if code == "ValidationError" and "not found" in message.lower():
+        logger.error("endpoint missing", extra=details)
+        return ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "the model is not available", RETRY_AFTER_SECONDS * 15)
+    if code == "ValidationError":
+        logger.warning("endpoint rejected the request", extra=details)
+        return ApiError(HTTPStatus.BAD_REQUEST, "the model endpoint rejected the request as invalid")
+    logger.error("endpoint call failed", extra=details)
+    return ApiError(HTTPStatus.BAD_GATEWAY, "the model endpoint failed")
+
+
+def invoke_model(review: str) -> dict:
+    try:
+        response = sagemaker_runtime.invoke_endpoint(
+            EndpointName=ENDPOINT_NAME,
+            ContentType=JSON,
+            Accept=JSON,
+            Body=json.dumps({"review": review}).encode("utf-8"),
+        )
+        payload = response["Body"].read()
+    except ClientError as error:
+        raise _endpoint_error(error) from None
+    except (ReadTimeoutError, ConnectTimeoutError) as error:
+        logger.error("endpoint timed out", extra={"error": str(error)})
+        raise ApiError(HTTPStatus.GATEWAY_TIMEOUT, "the model did not answer in time") from None
+    except BotoCoreError as error:
+        logger.error("endpoint unreachable", extra={"error": str(error)})
+        raise ApiError(HTTPStatus.BAD_GATEWAY, "the model endpoint is unreachable") from None
+    try:
+        result = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        result = None
+    if isinstance(result, dict) and isinstance(result.get("error"), str):
+        raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"the review cannot be scored: {result['error']}")
+    if (
+        not isinstance(result, dict)
+        or result.get("label") not in ("positive", "negative")
+        or not isinstance(result.get("score"), (int, float))
+        or isinstance(result.get("score"), bool)
+    ):
+        logger.error("unexpected endpoint response", extra={"response": payload[:512].decode("utf-8", "replace")})
+        raise ApiError(HTTPStatus.BAD_GATEWAY, "the model returned an unexpected response")
+    return {"label": result["label"], "score": float(result["score"])}
+
+
+@app.post("/score")
+def score() -> dict:
+    result = invoke_model(read_review(app.current_event))
+    metrics.add_metric(name="ReviewsScored", unit=MetricUnit.Count, value=1)
+    return result
+
+
+def _error_response(status: HTTPStatus, message: str, retry_after: int | None = None) -> Response:
+    metrics.add_metric(name="ClientErrors" if status < 500 else "ServerErrors", unit=MetricUnit.Count, value=1)
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body={"message": message},
+        headers={"Retry-After": str(retry_after)} if retry_after else None,
+    )
+
+
+@app.exception_handler(ApiError)
+def api_error(error: ApiError) -> Response:
+    logger.info("request refused", extra={"status": int(error.status), "reason": error.message})
+    return _error_response(error.status, error.message, error.retry_after)
+
+
+@app.not_found
+def not_found(_: NotFoundError) -> Response:
+    return _error_response(HTTPStatus.NOT_FOUND, "not found: POST /score")
+
+
+@app.exception_handler(Exception)
+def unexpected(error: Exception) -> Response:
+    logger.exception("unhandled error")
+    return _error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)
