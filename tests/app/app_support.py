@@ -1,0 +1,52 @@
+"""Shared by the SAM application's tests: the environment template.yaml gives
+the handlers (set before any handler is imported), sample events, a Lambda
+context."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = REPO / "events"
+
+# What template.yaml sets (intrinsic functions resolved as the local stack
+# does), before any handler module is imported.
+ENV = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "ENDPOINT_NAME": "critic-endpoint",
+    "ALLOWED_ORIGIN": "*",
+    "MODEL_NAME": "Model-AbCdEf123456",
+    "OUTPUT_BUCKET": "critic-output",
+    "JOB_NAME_PREFIX": "critic-local",
+    "BATCH_INSTANCE_TYPE": "ml.m5.large",
+    "BATCH_INSTANCE_COUNT": "1",
+    "MAX_PAYLOAD_MB": "1",
+    "POWERTOOLS_METRICS_NAMESPACE": "Critic",
+}
+for _name, _value in ENV.items():
+    os.environ[_name] = _value
+for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"):
+    os.environ.pop(_name, None)
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ.pop("AWS_SESSION_TOKEN", None)
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "critic-test"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:critic-test"
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = "5b1c8f2e-0000-4000-8000-000000000001"
+    log_group_name: str = "/aws/lambda/critic-test"
+    log_stream_name: str = "2026/11/22/[$LATEST]0123456789abcdef"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 28_000
+
+
+def load_event(name: str) -> dict:
+    return json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))

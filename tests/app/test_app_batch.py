@@ -1,0 +1,288 @@
+"""BatchFunction (S3 upload -> CreateTransformJob): every request checked by
+botocore's Stubber against the real SageMaker and S3 service models; one run
+against moto's S3 and SageMaker for the whole HTTP round trip."""
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from datetime import datetime, timezone
+from urllib.parse import quote_plus, unquote_plus
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from app_support import load_event
+
+INPUT = "critic-input"
+DUPLICATE_MESSAGE = (
+    "Job name must be unique within an AWS account and region, and a job with this name already exists "
+    "(arn:aws:sagemaker:us-east-1:123456789012:transform-job/{name})"
+)
+
+
+@pytest.fixture
+def aws(batch_app, fresh_client):
+    sagemaker = fresh_client(batch_app, "sagemaker", "sagemaker")
+    s3 = fresh_client(batch_app, "s3", "s3")
+    with Stubber(sagemaker) as sm, Stubber(s3) as st:
+        yield sm, st
+        sm.assert_no_pending_responses()
+        st.assert_no_pending_responses()
+
+
+def expected_name(key: str, version: str, stem: str) -> str:
+    digest = hashlib.sha256(f"{INPUT}\n{key}\n{version}".encode()).hexdigest()[:16]
+    return f"critic-local-{stem}-{digest}"
+
+
+def expected_request(name: str, key: str, content_type: str, accept: str, output_path: str, join: bool) -> dict:
+    request = {
+        "TransformJobName": name,
+        "ModelName": "Model-AbCdEf123456",
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": 1,
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{INPUT}/{key}"}},
+            "ContentType": content_type,
+            "CompressionType": "None",
+            "SplitType": "Line",
+        },
+        "TransformOutput": {"S3OutputPath": output_path, "Accept": accept, "AssembleWith": "Line"},
+        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    }
+    if join:
+        request["DataProcessing"] = {"InputFilter": "$", "JoinSource": "Input", "OutputFilter": "$"}
+    return request
+
+
+def listed(st: Stubber, key: str, *others: str) -> None:
+    keys = sorted((key, *others))
+    st.add_response(
+        "list_objects_v2",
+        {"Contents": [{"Key": k, "Size": 10} for k in keys], "KeyCount": len(keys), "IsTruncated": False},
+        {"Bucket": INPUT, "Prefix": key, "MaxKeys": 2},
+    )
+
+
+def created(sm: Stubber, request: dict) -> None:
+    sm.add_response(
+        "create_transform_job",
+        {"TransformJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{request['TransformJobName']}"},
+        request,
+    )
+
+
+def described(sm: Stubber, request: dict, status: str = "InProgress") -> None:
+    sm.add_response(
+        "describe_transform_job",
+        {
+            "TransformJobName": request["TransformJobName"],
+            "TransformJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{request['TransformJobName']}",
+            "TransformJobStatus": status,
+            "ModelName": request["ModelName"],
+            "TransformInput": request["TransformInput"],
+            "TransformOutput": request["TransformOutput"],
+            "TransformResources": request["TransformResources"],
+            "CreationTime": datetime(2026, 11, 22, 10, 15, tzinfo=timezone.utc),
+        },
+        {"TransformJobName": request["TransformJobName"]},
+    )
+
+
+UNICODE_KEY = "uploads/my reviews été+2024 — ✓.txt"
+UNICODE_VERSION = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"
+
+
+def unicode_request() -> dict:
+    name = expected_name(UNICODE_KEY, UNICODE_VERSION, "my-reviews-t-2024")
+    return expected_request(name, UNICODE_KEY, "text/plain", "application/jsonlines", "s3://critic-output/uploads", join=False)
+
+
+# ------------------------------------------------------------------- events
+
+
+def test_unicode_key_is_decoded_and_submitted(batch_app, aws, context):
+    sm, st = aws
+    event = load_event("s3-put-unicode-key")
+    assert "+" in event["Records"][0]["s3"]["object"]["key"]  # S3 form-encodes keys
+    listed(st, UNICODE_KEY)
+    created(sm, unicode_request())
+    result = batch_app.lambda_handler(event, context)
+    assert result["results"] == [
+        {"bucket": INPUT, "key": UNICODE_KEY, "outcome": "submitted", "job": unicode_request()["TransformJobName"]}
+    ]
+
+
+def test_every_record_gets_its_own_job(batch_app, aws, context):
+    sm, st = aws
+    event = load_event("s3-put-multiple")
+    cases = [
+        ("batch/reviews.txt", "Fh2lZpWmVE2tNJ8Xo6Hm8O0rGxxaWLz3", "reviews", "text/plain", "application/jsonlines", False),
+        ("batch/reviews.jsonl", "qPRx1WdJE7bs5mcD7W5n2DDN3OcRJ3mS", "reviews", "application/jsonlines", "application/jsonlines", True),
+        ("batch/with id.csv", "d8x.9rM1xaeo.FUnD9ivF1QYRSiiMeqU", "with-id", "text/csv", "text/csv", True),
+    ]
+    names = []
+    for key, version, stem, content_type, accept, join in cases:
+        name = expected_name(key, version, stem)
+        names.append(name)
+        listed(st, key)
+        created(sm, expected_request(name, key, content_type, accept, "s3://critic-output/batch", join))
+    result = batch_app.lambda_handler(event, context)
+    assert [r["outcome"] for r in result["results"]] == ["submitted"] * 3
+    assert [r["job"] for r in result["results"]] == names
+    assert len(set(names)) == 3  # same file name, other suffix or version: another job
+
+
+def test_non_input_key_is_skipped_without_any_call(batch_app, aws, context, logs):
+    lines = logs(batch_app)
+    result = batch_app.lambda_handler(load_event("s3-put-non-input"), context)
+    assert result["results"] == [{
+        "bucket": INPUT, "key": "uploads/notes.md", "outcome": "skipped",
+        "reason": "not an input file (input files end in .txt, .jsonl, .csv)",
+    }]
+    assert any(line["message"].startswith("skipped: not an input file") and line["key"] == "uploads/notes.md" for line in lines)
+
+
+# ---------------------------------------------------------------- variants
+
+
+def put_event(*objects: dict, name: str = "ObjectCreated:Put") -> dict:
+    base = load_event("s3-put-unicode-key")["Records"][0]
+    records = []
+    for obj in objects:
+        record = copy.deepcopy(base)
+        record["eventName"] = name
+        record["s3"]["object"] = {"eTag": "0123456789abcdef0123456789abcdef", "sequencer": "0A1B2C3D4E5F678901", **obj}
+        records.append(record)
+    return {"Records": records}
+
+
+@pytest.mark.parametrize(
+    "obj, reason",
+    [
+        ({"key": "uploads/", "size": 0}, "folder marker"),
+        ({"key": "uploads/empty.csv", "size": 0, "versionId": "v1"}, "empty object"),
+        ({"key": "uploads/reviews.TXT", "size": 5, "versionId": "v1"}, "not an input file (input files end in .txt, .jsonl, .csv)"),
+        ({"key": "uploads/reviews.txt.out", "size": 5, "versionId": "v1"}, "not an input file (input files end in .txt, .jsonl, .csv)"),
+    ],
+)
+def test_objects_that_are_not_input_are_skipped(batch_app, aws, context, obj, reason):
+    result = batch_app.lambda_handler(put_event(obj), context)
+    assert result["results"][0]["outcome"] == "skipped" and result["results"][0]["reason"] == reason
+
+
+def test_other_event_kinds_are_skipped(batch_app, aws, context):
+    event = put_event({"key": "uploads/a.txt", "size": 5, "versionId": "v1"}, name="ObjectRemoved:Delete")
+    assert batch_app.lambda_handler(event, context)["results"][0]["outcome"] == "skipped"
+
+
+def test_s3_test_event_is_a_no_op(batch_app, aws, context):
+    event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-22T10:00:00.000Z",
+             "Bucket": INPUT, "RequestId": "5582815E1AEA5ADF", "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE"}
+    assert batch_app.lambda_handler(event, context) == {"results": []}
+
+
+@pytest.mark.parametrize("code", ["ValidationException", "ResourceInUse"])
+def test_duplicate_delivery_is_one_job(batch_app, aws, context, code):
+    sm, st = aws
+    request = unicode_request()
+    listed(st, UNICODE_KEY)
+    sm.add_client_error("create_transform_job", service_error_code=code,
+                        service_message=DUPLICATE_MESSAGE.format(name=request["TransformJobName"]),
+                        http_status_code=400, expected_params=request)
+    described(sm, request, status="Completed")
+    result = batch_app.lambda_handler(load_event("s3-put-unicode-key"), context)
+    assert result["results"][0]["outcome"] == "duplicate"
+
+
+def test_a_validation_error_that_is_not_a_duplicate_fails(batch_app, aws, context):
+    sm, st = aws
+    request = unicode_request()
+    listed(st, UNICODE_KEY)
+    sm.add_client_error("create_transform_job", service_error_code="ValidationException",
+                        service_message="Could not find model \"arn:aws:sagemaker:us-east-1:123456789012:model/model-abcdef123456\".",
+                        http_status_code=400, expected_params=request)
+    sm.add_client_error("describe_transform_job", service_error_code="ValidationException",
+                        service_message="Could not find requested job with name " + request["TransformJobName"],
+                        http_status_code=400, expected_params={"TransformJobName": request["TransformJobName"]})
+    with pytest.raises(batch_app.SubmitFailed, match="Could not find model"):
+        batch_app.lambda_handler(load_event("s3-put-unicode-key"), context)
+
+
+def test_one_failure_does_not_stop_the_others_and_is_reported(batch_app, aws, context):
+    sm, st = aws
+    event = load_event("s3-put-multiple")
+    txt, jsonl, csv_ = ("batch/reviews.txt", "batch/reviews.jsonl", "batch/with id.csv")
+    listed(st, txt)
+    sm.add_client_error("create_transform_job", service_error_code="ResourceLimitExceeded",
+                        service_message="The account-level service limit 'ml.m5.large for transform job usage' is 1 Instances",
+                        http_status_code=400)
+    listed(st, jsonl)
+    sm.add_response("create_transform_job", {"TransformJobArn": "arn:aws:sagemaker:us-east-1:123456789012:transform-job/x"})
+    listed(st, csv_)
+    sm.add_response("create_transform_job", {"TransformJobArn": "arn:aws:sagemaker:us-east-1:123456789012:transform-job/y"})
+    with pytest.raises(batch_app.SubmitFailed) as failure:
+        batch_app.lambda_handler(event, context)
+    message = str(failure.value)
+    assert message.startswith("1 of 3 uploads not submitted: s3://critic-input/batch/reviews.txt: ResourceLimitExceeded")
+    assert "ResourceLimitExceeded" in message and "jsonl" not in message and "csv" not in message
+
+
+def test_a_key_that_prefixes_another_object_is_refused(batch_app, aws, context):
+    sm, st = aws
+    listed(st, UNICODE_KEY, UNICODE_KEY + ".bak")
+    with pytest.raises(batch_app.SubmitFailed, match="another object's key starts with this one"):
+        batch_app.lambda_handler(load_event("s3-put-unicode-key"), context)
+
+
+def test_an_object_deleted_before_submission_is_skipped(batch_app, aws, context):
+    sm, st = aws
+    st.add_response("list_objects_v2", {"KeyCount": 0, "IsTruncated": False}, {"Bucket": INPUT, "Prefix": UNICODE_KEY, "MaxKeys": 2})
+    result = batch_app.lambda_handler(load_event("s3-put-unicode-key"), context)
+    assert result["results"][0]["outcome"] == "skipped"
+
+
+def test_without_version_the_etag_names_the_job(batch_app, aws, context):
+    sm, st = aws
+    key = "plain.csv"
+    event = put_event({"key": key, "size": 9, "eTag": "9e107d9d372bb6826bd81d3542a419d6"})
+    name = expected_name(key, "9e107d9d372bb6826bd81d3542a419d6", "plain")
+    listed(st, key)
+    created(sm, expected_request(name, key, "text/csv", "text/csv", "s3://critic-output", join=True))
+    assert batch_app.lambda_handler(event, context)["results"][0]["job"] == name
+
+
+def test_long_keys_give_valid_names(batch_app, aws, context):
+    sm, st = aws
+    key = "deep/" * 40 + "Ünïcödé " * 30 + ".jsonl"
+    event = put_event({"key": quote_plus(key, safe="/"), "size": 9, "versionId": "v" * 32})
+    listed(st, key)
+    sm.add_response("create_transform_job", {"TransformJobArn": "arn:aws:sagemaker:us-east-1:123456789012:transform-job/x"})
+    name = batch_app.lambda_handler(event, context)["results"][0]["job"]
+    assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", name) and name.startswith("critic-local-")
+
+
+# ------------------------------------------------------------------- moto
+
+
+def test_jobs_reach_sagemaker_over_http(batch_app, fresh_client, context):
+    with mock_aws():
+        fresh_client(batch_app, "s3", "s3")
+        sagemaker = fresh_client(batch_app, "sagemaker", "sagemaker")
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=INPUT)
+        event = load_event("s3-put-multiple")
+        for record in load_event("s3-put-multiple")["Records"] + load_event("s3-put-unicode-key")["Records"]:
+            s3.put_object(Bucket=INPUT, Key=unquote_plus(record["s3"]["object"]["key"]), Body=b"a review\n")
+        event["Records"] += load_event("s3-put-unicode-key")["Records"]
+        result = batch_app.lambda_handler(event, context)
+        assert [r["outcome"] for r in result["results"]] == ["submitted"] * 4
+        job = sagemaker.describe_transform_job(TransformJobName=result["results"][3]["job"])
+        assert job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{INPUT}/{UNICODE_KEY}"
+        assert job["TransformOutput"]["S3OutputPath"] == "s3://critic-output/uploads"
+        csv_job = sagemaker.describe_transform_job(TransformJobName=result["results"][2]["job"])
+        assert csv_job["DataProcessing"]["JoinSource"] == "Input"
+        assert csv_job["TransformInput"]["ContentType"] == "text/csv"
