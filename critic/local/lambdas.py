@@ -49,7 +49,7 @@ class InvokeResult:
         return self.error is None
 
 
-def function_environment(function: Function, endpoints: dict[str, str], region: str, data_dir: Path | None) -> dict:
+def function_environment(function: Function, endpoints: dict[str, str], region: str) -> dict:
     """The environment of one function's processes."""
     env = {key: os.environ[key] for key in _PASSED if key in os.environ}
     env.update(DUMMY_CREDENTIALS)
@@ -72,10 +72,8 @@ def function_environment(function: Function, endpoints: dict[str, str], region: 
         "PYTHONUNBUFFERED": "1",
         "CRITIC_LAMBDA_PATH": os.pathsep.join([str(function.code_dir), *map(str, function.layers)]),
     })
-    if data_dir is not None:
-        # No shared ~/.aws config or credentials file may redirect a client.
-        env["AWS_CONFIG_FILE"] = str(data_dir / "aws-config-none")
-        env["AWS_SHARED_CREDENTIALS_FILE"] = str(data_dir / "aws-credentials-none")
+    # No ~/.aws config or credentials file may redirect a client.
+    env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
     env.update(endpoints)
     env.update(function.environment)
     return env

@@ -51,6 +51,10 @@ _session = botocore.session.get_session()
 SAGEMAKER_MODEL = _session.get_service_model("sagemaker")
 
 
+# Maximums the SageMaker API reference documents but botocore's model omits.
+_DOCUMENTED_MAX = {"MaxPayloadInMB": 100, "InvocationsTimeoutInSeconds": 3600}
+
+
 def _camel(name: str) -> str:
     return name[:1].lower() + name[1:]
 
@@ -96,8 +100,9 @@ def _check(shape, value: Any, path: str, errors: list[str]) -> None:
             return
         if "min" in meta and value < meta["min"]:
             fail(f"Member must have value greater than or equal to {meta['min']}")
-        if "max" in meta and value > meta["max"]:
-            fail(f"Member must have value less than or equal to {meta['max']}")
+        maximum = meta.get("max", _DOCUMENTED_MAX.get(shape.name))
+        if maximum is not None and value > maximum:
+            fail(f"Member must have value less than or equal to {maximum}")
     elif kind == "list":
         if not isinstance(value, list):
             errors.append(f"Value at '{path}' must be a list")

@@ -68,6 +68,8 @@ class StackOptions:
 
 def check_port(host: str, port: int, variable: str, flag: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the server will: a port whose old connections linger in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:
@@ -133,7 +135,8 @@ class Stack:
             "buckets": {b.logical_id: b.name for b in template.buckets.values()} if template else {},
             "endpoints": template.endpoints if template else [],
             "models": template.models if template else [],
-            "functions": {f.logical_id: f.name for f in template.functions.values()} if template else {},
+            "functions": {f.logical_id: {"name": f.name, "environment": f.environment}
+                          for f in template.functions.values()} if template else {},
             "notifications": [
                 {"bucket": n.bucket, "function": n.function, "prefix": n.prefix, "suffix": n.suffix}
                 for n in template.s3_notifications] if template else [],
@@ -192,7 +195,7 @@ class Stack:
         data = options.data_dir
         endpoints = endpoint_variables(self.aws_url)
         for logical_id, spec in template.functions.items():
-            env = function_environment(spec, endpoints, region, data)
+            env = function_environment(spec, endpoints, region)
             self.functions[logical_id] = LambdaFunction(spec, env, options.lambda_concurrency, _log_line)
         self.invoker = AsyncInvoker(data / "dead-letter", options.retry_delays)
 

@@ -1,0 +1,166 @@
+"""Lambda execution environments of the local stack: environment, isolation,
+context, errors, timeouts, and Lambda's async retries with a dead letter."""
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from critic.local.lambdas import AsyncInvoker, LambdaFunction, endpoint_variables, function_environment
+from critic.local.template import Function
+
+
+def make_function(folder: Path, code: str, name: str = "Fn", timeout: int = 5, env: dict | None = None) -> Function:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "app.py").write_text(textwrap.dedent(code))
+    return Function(logical_id=name, name=f"critic-{name.lower()}", handler="app.lambda_handler",
+                    code_dir=folder, runtime="python3.12", timeout=timeout, memory=256,
+                    environment=env or {})
+
+
+def start(spec: Function, **kwargs) -> LambdaFunction:
+    env = function_environment(spec, endpoint_variables("http://127.0.0.1:9"), "us-east-1")
+    return LambdaFunction(spec, env, log=lambda name, line: None, **kwargs)
+
+
+ECHO = """
+    import os
+    WHO = os.environ["WHO"]  # read at import, like a handler's clients
+
+    def lambda_handler(event, context):
+        print("a log line on stdout must not break the protocol")
+        return {"who": WHO, "event": event, "request_id": context.aws_request_id,
+                "function_name": context.function_name, "memory": context.memory_limit_in_mb,
+                "arn": context.invoked_function_arn,
+                "remaining": context.get_remaining_time_in_millis(),
+                "endpoint": os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"],
+                "key": os.environ["AWS_ACCESS_KEY_ID"], "sam_local": os.environ["AWS_SAM_LOCAL"],
+                "profile": os.environ.get("AWS_PROFILE")}
+"""
+
+
+def test_functions_with_the_same_module_name_stay_apart(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_PROFILE", "someone-real")
+    first = start(make_function(tmp_path / "one", ECHO, "One", env={"WHO": "one"}))
+    second = start(make_function(tmp_path / "two", ECHO, "Two", env={"WHO": "two"}))
+    try:
+        a, b, again = first.invoke({"n": 1}), second.invoke({"n": 2}), first.invoke({"n": 3})
+    finally:
+        first.close()
+        second.close()
+    assert a.ok and b.ok
+    assert (a.payload["who"], b.payload["who"]) == ("one", "two")
+    assert a.payload["event"] == {"n": 1}
+    assert a.payload["function_name"] == "critic-one" and a.payload["memory"] == "256"
+    assert a.payload["arn"] == "arn:aws:lambda:us-east-1:123456789012:function:critic-one"
+    assert 0 < a.payload["remaining"] <= 5000
+    assert a.payload["endpoint"] == "http://127.0.0.1:9"
+    assert a.payload["key"] == "test" and a.payload["sam_local"] == "true"
+    assert a.payload["profile"] is None  # the developer's profile never reaches a function
+    assert again.ok and again.payload["request_id"] != a.payload["request_id"]
+
+
+def test_errors_come_back_as_lambda_error_objects(tmp_path):
+    function = start(make_function(tmp_path / "f", """
+        def lambda_handler(event, context):
+            raise KeyError("missing")
+    """))
+    broken = start(make_function(tmp_path / "g", "import nowhere_to_be_found\n"))
+    unmarshallable = start(make_function(tmp_path / "h", """
+        def lambda_handler(event, context):
+            return {"x": object()}
+    """))
+    try:
+        error = function.invoke({}).error
+        assert error["errorType"] == "KeyError" and "missing" in error["errorMessage"]
+        assert broken.invoke({}).error["errorType"] == "Runtime.ImportModuleError"
+        assert unmarshallable.invoke({}).error["errorType"] == "Runtime.MarshalError"
+        assert function.invoke({}).error["errorType"] == "KeyError"  # the environment survives an error
+    finally:
+        for f in (function, broken, unmarshallable):
+            f.close()
+
+
+def test_a_function_that_overruns_its_timeout_is_killed_and_replaced(tmp_path):
+    function = start(make_function(tmp_path / "slow", """
+        import time
+        def lambda_handler(event, context):
+            if event.get("sleep"):
+                time.sleep(30)
+            return "ok"
+    """, timeout=1))
+    try:
+        result = function.invoke({"sleep": True})
+        assert result.error["errorType"] == "Sandbox.Timedout"
+        assert "Task timed out after 1.00 seconds" in result.error["errorMessage"]
+        assert function.invoke({}).payload == "ok"
+    finally:
+        function.close()
+
+
+def test_async_events_are_retried_twice_then_dead_lettered(tmp_path):
+    counter = tmp_path / "count"
+    function = start(make_function(tmp_path / "flaky", f"""
+        from pathlib import Path
+        COUNTER = Path({str(counter)!r})
+        def lambda_handler(event, context):
+            n = int(COUNTER.read_text()) if COUNTER.exists() else 0
+            COUNTER.write_text(str(n + 1))
+            if n + 1 < event["succeed_on"]:
+                raise RuntimeError(f"attempt {{n + 1}} fails")
+            return "done"
+    """))
+    invoker = AsyncInvoker(tmp_path / "dlq", retry_delays=(0.05, 0.05))
+    try:
+        invoker.submit(function, {"succeed_on": 3}, "test")
+        assert invoker.drain(30)
+        assert counter.read_text() == "3"
+        assert not (tmp_path / "dlq").exists()
+
+        counter.unlink()
+        invoker.submit(function, {"succeed_on": 99}, "s3://bucket/key")
+        assert invoker.drain(30)
+        assert counter.read_text() == "3"  # one try and two retries
+        [letter] = list((tmp_path / "dlq" / "Fn").glob("*.json"))
+        content = json.loads(letter.read_text())
+        assert content["event"] == {"succeed_on": 99}
+        assert content["source"] == "s3://bucket/key"
+        assert "attempt 3 fails" in content["error"]["errorMessage"]
+    finally:
+        invoker.close()
+        function.close()
+
+
+def test_environments_are_reused_and_bounded(tmp_path):
+    function = start(make_function(tmp_path / "pid", """
+        import os, time
+        def lambda_handler(event, context):
+            time.sleep(event.get("sleep", 0))
+            return os.getpid()
+    """), concurrency=2)
+    try:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(6) as pool:
+            pids = set(pool.map(lambda _: function.invoke({"sleep": 0.3}).payload, range(6)))
+        assert len(pids) <= 2  # never more environments than the concurrency
+        assert function.invoke({}).payload in pids  # warm environments are reused
+    finally:
+        function.close()
+
+
+@pytest.mark.parametrize("bad", ["no_dot", ""])
+def test_template_functions_need_module_dot_function(tmp_path, bad):
+    from critic.local.template import TemplateError, read_template
+
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "template.yaml").write_text(textwrap.dedent(f"""
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {{CodeUri: fn/, Handler: "{bad}", Runtime: python3.12}}
+    """))
+    with pytest.raises(TemplateError, match="Handler"):
+        read_template(tmp_path / "template.yaml")
