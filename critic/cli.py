@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("train", "evaluate", "predict", "bench")
+COMMANDS = ("train", "evaluate", "predict", "bench", "serve", "invoke", "score")
 
 
 def build_parser() -> argparse.ArgumentParser:
