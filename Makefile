@@ -10,7 +10,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test setup tools browser lint-template bench fuzz lock clean help
+.PHONY: run test setup tools browser bench evaluate fuzz lock clean help
 
 help:
 	@echo "make run    start the local stack (S3, SageMaker, API, web page) on 127.0.0.1"
@@ -50,8 +50,15 @@ run: setup
 test: setup tools browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# DATA: aclImdb_v1.tar.gz or its folder; empty downloads the official tarball.
+DATA ?=
+DATA_FLAG := $(if $(DATA),--data $(DATA),)
+
 bench: setup
-	$(BIN)/critic bench
+	$(BIN)/critic bench $(DATA_FLAG)
+
+evaluate: setup
+	$(BIN)/critic evaluate $(DATA_FLAG)
 
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests -k fuzz
