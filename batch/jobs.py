@@ -114,7 +114,7 @@ def is_stack_job(name: str, prefix: str) -> bool:
 def output_path(output_bucket: str, key: str) -> str:
     """S3OutputPath for an input key: the key's folder in the output bucket, so
     that SageMaker's `<S3OutputPath>/<file name>.out` is `<key>.out`."""
-    folder = posixpath.dirname(key)
+    folder = posixpath.dirname(key).strip("/")  # an S3OutputPath has no empty segments
     return f"s3://{output_bucket}/{folder}" if folder else f"s3://{output_bucket}"
 
 

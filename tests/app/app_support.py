@@ -18,7 +18,7 @@ ENV = {
     "ENDPOINT_NAME": "critic-endpoint",
     "ALLOWED_ORIGIN": "*",
     "MODEL_NAME": "Model-AbCdEf123456",
-    "OUTPUT_BUCKET": "critic-output",
+    "OUTPUT_BUCKET": "critic-output-123456789012-us-east-1-local",
     "JOB_NAME_PREFIX": "critic-local",
     "BATCH_INSTANCE_TYPE": "ml.m5.large",
     "BATCH_INSTANCE_COUNT": "1",

@@ -16,7 +16,8 @@ from moto import mock_aws
 
 from app_support import load_event
 
-INPUT = "critic-input"
+INPUT = "critic-input-123456789012-us-east-1-local"
+OUTPUT = "critic-output-123456789012-us-east-1-local"
 DUPLICATE_MESSAGE = (
     "Job name must be unique within an AWS account and region, and a job with this name already exists "
     "(arn:aws:sagemaker:us-east-1:123456789012:transform-job/{name})"
@@ -98,7 +99,7 @@ UNICODE_VERSION = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"
 
 def unicode_request() -> dict:
     name = expected_name(UNICODE_KEY, UNICODE_VERSION, "my-reviews-t-2024")
-    return expected_request(name, UNICODE_KEY, "text/plain", "application/jsonlines", "s3://critic-output/uploads", join=False)
+    return expected_request(name, UNICODE_KEY, "text/plain", "application/jsonlines", f"s3://{OUTPUT}/uploads", join=False)
 
 
 # ------------------------------------------------------------------- events
@@ -129,7 +130,7 @@ def test_every_record_gets_its_own_job(batch_app, aws, context):
         name = expected_name(key, version, stem)
         names.append(name)
         listed(st, key)
-        created(sm, expected_request(name, key, content_type, accept, "s3://critic-output/batch", join))
+        created(sm, expected_request(name, key, content_type, accept, f"s3://{OUTPUT}/batch", join))
     result = batch_app.lambda_handler(event, context)
     assert [r["outcome"] for r in result["results"]] == ["submitted"] * 3
     assert [r["job"] for r in result["results"]] == names
@@ -227,7 +228,7 @@ def test_one_failure_does_not_stop_the_others_and_is_reported(batch_app, aws, co
     with pytest.raises(batch_app.SubmitFailed) as failure:
         batch_app.lambda_handler(event, context)
     message = str(failure.value)
-    assert message.startswith("1 of 3 uploads not submitted: s3://critic-input/batch/reviews.txt: ResourceLimitExceeded")
+    assert message.startswith(f"1 of 3 uploads not submitted: s3://{INPUT}/batch/reviews.txt: ResourceLimitExceeded")
     assert "ResourceLimitExceeded" in message and "jsonl" not in message and "csv" not in message
 
 
@@ -251,7 +252,7 @@ def test_without_version_the_etag_names_the_job(batch_app, aws, context):
     event = put_event({"key": key, "size": 9, "eTag": "9e107d9d372bb6826bd81d3542a419d6"})
     name = expected_name(key, "9e107d9d372bb6826bd81d3542a419d6", "plain")
     listed(st, key)
-    created(sm, expected_request(name, key, "text/csv", "text/csv", "s3://critic-output", join=True))
+    created(sm, expected_request(name, key, "text/csv", "text/csv", f"s3://{OUTPUT}", join=True))
     assert batch_app.lambda_handler(event, context)["results"][0]["job"] == name
 
 
@@ -282,7 +283,7 @@ def test_jobs_reach_sagemaker_over_http(batch_app, fresh_client, context):
         assert [r["outcome"] for r in result["results"]] == ["submitted"] * 4
         job = sagemaker.describe_transform_job(TransformJobName=result["results"][3]["job"])
         assert job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{INPUT}/{UNICODE_KEY}"
-        assert job["TransformOutput"]["S3OutputPath"] == "s3://critic-output/uploads"
+        assert job["TransformOutput"]["S3OutputPath"] == f"s3://{OUTPUT}/uploads"
         csv_job = sagemaker.describe_transform_job(TransformJobName=result["results"][2]["job"])
         assert csv_job["DataProcessing"]["JoinSource"] == "Input"
         assert csv_job["TransformInput"]["ContentType"] == "text/csv"

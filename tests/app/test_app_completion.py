@@ -11,7 +11,8 @@ from moto import mock_aws
 
 from app_support import load_event
 
-OUTPUT = "critic-output"
+OUTPUT = "critic-output-123456789012-us-east-1-local"
+INPUT = "critic-input-123456789012-us-east-1-local"
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def status_of(s3, key: str) -> dict:
 def job_event(status: str, key: str, output_path: str) -> dict:
     event = copy.deepcopy(load_event("sagemaker-transform-completed" if status == "Completed" else "sagemaker-transform-failed"))
     event["detail"]["TransformJobStatus"] = status
-    event["detail"]["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] = f"s3://critic-input/{key}"
+    event["detail"]["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] = f"s3://{INPUT}/{key}"
     event["detail"]["TransformOutput"]["S3OutputPath"] = output_path
     return event
 
@@ -48,9 +49,9 @@ def test_completed_event_records_counts_beside_the_output(completion, s3, contex
     assert status_of(s3, "batch/reviews.txt.status.json") == document
     assert document == {
         "status": "Completed",
-        "job": "critic-local-reviews-4f1c2b9a7d3e6f08",
-        "input": "s3://critic-input/batch/reviews.txt",
-        "output": "s3://critic-output/batch/reviews.txt.out",
+        "job": "critic-local-reviews-df2b65b603cd5a20",
+        "input": f"s3://{INPUT}/batch/reviews.txt",
+        "output": f"s3://{OUTPUT}/batch/reviews.txt.out",
         "counts": {"records": 3, "scored": 2, "errors": 1},
         "failureReason": None,
         "createdAt": "2026-11-22T10:15:31Z",
@@ -92,28 +93,28 @@ def test_failed_event_records_the_reason_and_logs_an_error(completion, s3, conte
 )
 def test_joined_outputs_are_counted(completion, s3, context, key, output, counts):
     s3.put_object(Bucket=OUTPUT, Key=key + ".out", Body=output)
-    document = completion.lambda_handler(job_event("Completed", key, "s3://critic-output/data"), context)
+    document = completion.lambda_handler(job_event("Completed", key, f"s3://{OUTPUT}/data"), context)
     assert document["counts"] == counts
-    assert status_of(s3, key + ".status.json")["output"] == f"s3://critic-output/{key}.out"
+    assert status_of(s3, key + ".status.json")["output"] == f"s3://{OUTPUT}/{key}.out"
 
 
 def test_key_at_the_bucket_root(completion, s3, context):
     s3.put_object(Bucket=OUTPUT, Key="top.txt.out", Body=b'{"label": "positive", "score": 0.7}')  # no final newline
-    document = completion.lambda_handler(job_event("Completed", "top.txt", "s3://critic-output"), context)
+    document = completion.lambda_handler(job_event("Completed", "top.txt", f"s3://{OUTPUT}"), context)
     assert document["counts"] == {"records": 1, "scored": 1, "errors": 0}
     assert status_of(s3, "top.txt.status.json")["status"] == "Completed"
 
 
 def test_completed_job_without_output_is_recorded_and_logged(completion, s3, context, logs):
     lines = logs(completion)
-    document = completion.lambda_handler(job_event("Completed", "batch/gone.txt", "s3://critic-output/batch"), context)
+    document = completion.lambda_handler(job_event("Completed", "batch/gone.txt", f"s3://{OUTPUT}/batch"), context)
     assert document["output"] is None and document["counts"] is None
     assert status_of(s3, "batch/gone.txt.status.json")["status"] == "Completed"
     assert any(line["level"] == "ERROR" and "no output" in line["message"] for line in lines)
 
 
 def test_stopped_job_is_recorded(completion, s3, context):
-    document = completion.lambda_handler(job_event("Stopped", "batch/x.csv", "s3://critic-output/batch"), context)
+    document = completion.lambda_handler(job_event("Stopped", "batch/x.csv", f"s3://{OUTPUT}/batch"), context)
     assert document["status"] == "Stopped" and status_of(s3, "batch/x.csv.status.json")["status"] == "Stopped"
 
 

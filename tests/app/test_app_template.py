@@ -1,0 +1,281 @@
+"""template.yaml: what the handlers rely on is what the template sets, least
+privilege and bucket hardening as written; then (marked `sam`) sam validate,
+sam validate --lint, checkov, and sam build with its artifacts listed and run
+under Python 3.12 with nothing but their own contents."""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import cfn_yaml
+
+from app_support import ENV, REPO
+from batch import jobs
+
+TEMPLATE = REPO / "template.yaml"
+SAM = REPO / ".tools" / "sam" / "bin" / "sam"
+CHECKOV = REPO / ".tools" / "checkov" / "bin" / "checkov"
+FUNCTIONS = {"RealtimeFunction": "realtime", "BatchFunction": "batch", "CompletionFunction": "completion"}
+STACK_UID = {"Fn::Select": [0, {"Fn::Split": ["-", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]}]}
+# Set by Lambda itself, not by the template.
+RUNTIME_VARIABLES = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_FUNCTION_NAME"}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return cfn_yaml.load(str(TEMPLATE))
+
+
+def resources(template: dict, kind: str) -> dict:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def statements(function: dict) -> list[dict]:
+    return [s for policy in function["Properties"]["Policies"] for s in policy["Statement"]]
+
+
+def environment_reads(source: Path) -> set[str]:
+    """Names a module reads with os.environ[...] / os.environ.get(...) / os.getenv(...)."""
+    names = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
+            names.add(ast.literal_eval(node.slice))
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in ("os.environ.get", "os.getenv"):
+            names.add(ast.literal_eval(node.args[0]))
+    return names
+
+
+# ------------------------------------------------------------ the contract
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_functions_get_every_variable_their_handler_reads(template, logical_id):
+    function = template["Resources"][logical_id]["Properties"]
+    code = REPO / function["CodeUri"]
+    assert function["Handler"] == "app.lambda_handler" and (code / "app.py").is_file()
+    variables = set(function["Environment"]["Variables"])
+    assert environment_reads(code / "app.py") - RUNTIME_VARIABLES <= variables
+    assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= variables
+    assert variables <= set(ENV) | {"POWERTOOLS_SERVICE_NAME"}  # the tests run the handlers with all of them
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_function_requirements_pin_the_tested_versions(template, logical_id):
+    constraints = dict(line.split("==") for line in (REPO / "requirements" / "constraints.txt").read_text().split()
+                       if "==" in line)
+    lines = [line for line in (REPO / template["Resources"][logical_id]["Properties"]["CodeUri"] / "requirements.txt")
+             .read_text().splitlines() if line and not line.startswith("#")]
+    pins = dict(re.sub(r"\[.*\]", "", line).split("==") for line in lines)
+    assert pins == {"aws-lambda-powertools": constraints["aws_lambda_powertools"], "boto3": constraints["boto3"]}
+
+
+def test_upload_notifications_match_the_input_suffixes(template):
+    events = template["Resources"]["BatchFunction"]["Properties"]["Events"]
+    suffixes = sorted(e["Properties"]["Filter"]["S3Key"]["Rules"][0]["Value"] for e in events.values())
+    assert suffixes == sorted(jobs.INPUT_SUFFIXES)
+    assert all(e["Properties"]["Bucket"] == {"Ref": "InputBucket"} for e in events.values())
+    assert all(e["Properties"]["Events"] == "s3:ObjectCreated:*" for e in events.values())
+
+
+def test_the_completion_rule_matches_this_stacks_jobs(template):
+    batch = template["Resources"]["BatchFunction"]["Properties"]
+    completion = template["Resources"]["CompletionFunction"]["Properties"]
+    prefix = {"Fn::Sub": ["critic-${StackUid}", {"StackUid": STACK_UID}]}
+    assert batch["Environment"]["Variables"]["JOB_NAME_PREFIX"] == prefix
+    assert completion["Environment"]["Variables"]["JOB_NAME_PREFIX"] == prefix
+    pattern = completion["Events"]["JobFinished"]["Properties"]["Pattern"]
+    assert pattern["source"] == ["aws.sagemaker"]
+    assert pattern["detail-type"] == ["SageMaker Transform Job State Change"]
+    assert pattern["detail"]["TransformJobStatus"] == ["Completed", "Failed", "Stopped"]
+    assert pattern["detail"]["TransformJobName"] == [{"prefix": {"Fn::Sub": ["critic-${StackUid}-", {"StackUid": STACK_UID}]}}]
+
+
+def test_output_bucket_is_not_the_input_bucket(template):
+    assert template["Resources"]["BatchFunction"]["Properties"]["Environment"]["Variables"]["OUTPUT_BUCKET"] == {"Ref": "OutputBucket"}
+    assert "NotificationConfiguration" not in template["Resources"]["OutputBucket"]["Properties"]
+
+
+# ------------------------------------------------------------- privileges
+
+
+def test_no_wildcard_actions_and_scoped_resources(template):
+    for logical_id in FUNCTIONS:
+        for statement in statements(template["Resources"][logical_id]):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert all("*" not in action for action in actions), (logical_id, statement)
+            assert statement["Resource"] != "*", (logical_id, statement)
+    role = template["Resources"]["SageMakerExecutionRole"]["Properties"]
+    for statement in role["Policies"][0]["PolicyDocument"]["Statement"]:
+        assert all("*" not in a for a in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]))
+        if statement["Resource"] == "*":
+            assert statement["Action"] == "ecr:GetAuthorizationToken"  # has no resource-level permissions
+
+
+def test_realtime_may_only_invoke_its_endpoint(template):
+    assert statements(template["Resources"]["RealtimeFunction"]) == [
+        {"Sid": "InvokeTheEndpoint", "Effect": "Allow", "Action": "sagemaker:InvokeEndpoint", "Resource": {"Ref": "Endpoint"}}]
+
+
+def test_batch_may_only_start_this_models_jobs(template):
+    by_sid = {s["Sid"]: s for s in statements(template["Resources"]["BatchFunction"])}
+    job_arn = {"Fn::Sub": ["arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:transform-job/critic-${StackUid}-*",
+                           {"StackUid": STACK_UID}]}
+    assert by_sid["CreateJobsOfThisModel"]["Action"] == "sagemaker:CreateTransformJob"
+    assert by_sid["CreateJobsOfThisModel"]["Resource"] == job_arn
+    assert by_sid["CreateJobsOfThisModel"]["Condition"] == {"ArnEquals": {"sagemaker:ModelArn": {"Ref": "Model"}}}
+    assert by_sid["DescribeThisStacksJobs"]["Resource"] == job_arn
+    assert by_sid["PassTheSageMakerRole"]["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
+    assert by_sid["PassTheSageMakerRole"]["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert set(by_sid) == {"CreateJobsOfThisModel", "DescribeThisStacksJobs", "PassTheSageMakerRole", "ListInputKeys"}
+
+
+def test_failed_async_invocations_are_kept(template):
+    for logical_id in ("BatchFunction", "CompletionFunction"):
+        config = template["Resources"][logical_id]["Properties"]["EventInvokeConfig"]
+        assert 0 < config["MaximumRetryAttempts"] <= 2
+        assert config["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}}
+
+
+@pytest.mark.parametrize("bucket", ["InputBucket", "OutputBucket"])
+def test_buckets_are_private_encrypted_versioned_and_tls_only(template, bucket):
+    props = template["Resources"][bucket]["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"].values()) and len(props["PublicAccessBlockConfiguration"]) == 4
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert any("AbortIncompleteMultipartUpload" in rule for rule in props["LifecycleConfiguration"]["Rules"])
+    policies = [r for r in resources(template, "AWS::S3::BucketPolicy").values() if r["Properties"]["Bucket"] == {"Ref": bucket}]
+    deny = policies[0]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+
+
+def test_outputs(template):
+    assert {"ApiUrl", "InputBucketName", "OutputBucketName", "EndpointName"} <= set(template["Outputs"])
+
+
+def test_every_checkov_skip_says_why(template):
+    skips = [(name, skip) for name, r in template["Resources"].items()
+             for skip in (r.get("Metadata", {}).get("checkov", {}).get("skip", []))]
+    assert skips
+    for name, skip in skips:
+        assert re.fullmatch(r"CKV_AWS_\d+", skip["id"]), name
+        assert len(skip["comment"]) > 20 and "\n" not in skip["comment"], name
+
+
+# -------------------------------------------------------------- the tools
+
+
+def tool(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path.relative_to(REPO)} is missing: run `make tools`")
+    return path
+
+
+def run(*args, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    full = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "SAM_CLI_TELEMETRY": "0", "BC_SKIP_MAPPING": "TRUE", **(env or {})}
+    return subprocess.run([str(a) for a in args], cwd=REPO, env=full, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.sam
+def test_sam_validate():
+    result = run(tool(SAM), "validate", "--template-file", TEMPLATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout
+
+
+@pytest.mark.sam
+def test_sam_validate_lint():
+    result = run(tool(SAM), "validate", "--lint", "--template-file", TEMPLATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.sam
+def test_checkov_finds_nothing():
+    result = run(tool(CHECKOV), "--file", TEMPLATE, "--framework", "cloudformation", "--output", "json",
+                 "--skip-download", "--compact")
+    report = json.loads(result.stdout)
+    summary = report["summary"]
+    failed = [f"{c['check_id']} {c['resource']}" for c in report["results"].get("failed_checks", [])]
+    assert summary["failed"] == 0, failed
+    assert summary["passed"] >= 30 and summary["parsing_errors"] == 0
+    skipped = report["results"]["skipped_checks"]
+    assert len(skipped) == summary["skipped"] and all(c["check_result"]["suppress_comment"] for c in skipped)
+
+
+def python312() -> str:
+    """Python 3.12 (the functions' runtime): on PATH, or a pyenv version."""
+    for candidate in (shutil.which("python3.12"), *sorted(Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+                                                        .glob("versions/3.12*/bin/python3.12"))):
+        if candidate and subprocess.run([candidate, "--version"], capture_output=True).returncode == 0:
+            return str(candidate)
+    pytest.fail("sam build needs python3.12 (the functions' runtime): install it, e.g. `pyenv install 3.12`")
+
+
+SMOKE = r"""
+import json, sys
+sys.path[:0] = sys.argv[1:3]
+import app
+event = json.loads(sys.argv[3])
+result = app.lambda_handler(event, type("Context", (), {
+    "function_name": "f", "function_version": "$LATEST", "memory_limit_in_mb": 256,
+    "invoked_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:f",
+    "aws_request_id": "r", "get_remaining_time_in_millis": lambda self: 1000})())
+print(json.dumps({"result": result, "boto3": sys.modules["boto3"].__file__, "batch": getattr(sys.modules.get("batch"), "__file__", None)}))
+"""
+
+
+# sam build keeps its record of cached builds (build.toml) beside the build
+# dir: a fixed place (ignored by git) lets later runs reuse the dependencies.
+BUILD_ROOT = REPO / ".aws-sam" / "app-tests"
+
+
+@pytest.mark.sam
+def test_sam_build_packages_each_function_with_only_what_it_needs():
+    python = python312()
+    build = BUILD_ROOT / "build"
+    shutil.rmtree(build, ignore_errors=True)
+    env = {"PATH": f"{Path(python).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = run(tool(SAM), "build", "--template-file", TEMPLATE, "--build-dir", build,
+                 "--cache-dir", BUILD_ROOT / "cache", "--cached", env=env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    layer = build / "DomainLayer" / "python" / "batch"
+    assert (layer / "jobs.py").read_text() == (REPO / "batch" / "jobs.py").read_text()
+    assert {p.name for p in layer.iterdir()} == {p.name for p in (REPO / "batch").glob("*.py")}
+    for logical_id, folder in FUNCTIONS.items():
+        artifact = build / logical_id
+        names = {p.name for p in artifact.iterdir()}
+        assert {"app.py", "aws_lambda_powertools", "aws_xray_sdk", "boto3", "botocore"} <= names
+        assert not names & {".venv", "tests", "model", "critic", "batch", "web", "events", "template.yaml"}
+        size = sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file())
+        assert size < 100 * 2**20  # far from Lambda's 250 MB unzipped limit
+    built = cfn_yaml.load(str(build / "template.yaml"))
+    assert built["Resources"]["BatchFunction"]["Properties"]["Layers"] == [{"Ref": "DomainLayer"}]
+
+    # Each artifact runs under Python 3.12 without site-packages: only its own
+    # contents (and the layer) on the path.
+    cases = {
+        "RealtimeFunction": ("api-malformed-json", lambda r: r["statusCode"] == 400),
+        "BatchFunction": ("s3-put-non-input", lambda r: r["results"][0]["outcome"] == "skipped"),
+        "CompletionFunction": ("sagemaker-transform-completed", lambda r: r is None),
+    }
+    for logical_id, (event_name, ok) in cases.items():
+        event = json.loads((REPO / "events" / f"{event_name}.json").read_text())
+        if logical_id == "CompletionFunction":
+            event["detail"]["TransformJobName"] = "another-stacks-job-0123456789abcdef"  # ignored: no AWS call
+        child = {**{k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}, **ENV,
+                 "POWERTOOLS_SERVICE_NAME": "smoke", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+        done = subprocess.run([python, "-S", "-c", SMOKE, str(build / logical_id), str(build / "DomainLayer" / "python"),
+                               json.dumps(event)], capture_output=True, text=True, env=child, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+        assert ok(answer["result"]), answer
+        assert answer["boto3"].startswith(str(build / logical_id))
+        if logical_id != "RealtimeFunction":
+            assert answer["batch"].startswith(str(build / "DomainLayer"))
