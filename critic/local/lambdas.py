@@ -222,9 +222,11 @@ class LambdaFunction:
 class AsyncInvoker:
     """Lambda's event invocation: a queue, two retries, then a dead letter."""
 
-    def __init__(self, dead_letter_dir: Path, retry_delays: tuple[float, ...] = (1.0, 2.0), workers: int = 4):
+    def __init__(self, dead_letter_dir: Path, retry_delays: tuple[float, ...] = (1.0, 2.0), workers: int = 4,
+                 on_failure: Callable[[str, dict], None] | None = None):
         self.dead_letter_dir = dead_letter_dir
         self.retry_delays = retry_delays
+        self.on_failure = on_failure
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="lambda-async")
         self._stopping = threading.Event()
         self._inflight = 0
@@ -238,7 +240,9 @@ class AsyncInvoker:
     def _run(self, function: LambdaFunction, event: dict, source: str) -> None:
         try:
             retries = min(function.spec.maximum_retry_attempts, len(self.retry_delays))
+            attempts = 0
             for attempt in range(retries + 1):
+                attempts += 1
                 result = function.invoke(event)
                 if result.ok:
                     return
@@ -246,21 +250,39 @@ class AsyncInvoker:
                             attempt + 1, retries + 1, result.error.get("errorType"), result.error.get("errorMessage"))
                 if attempt < retries and self._stopping.wait(self.retry_delays[attempt]):
                     break
-            self._dead_letter(function, event, source, result.error)
+            self._dead_letter(function, event, source, result.error, attempts)
         except Exception:  # noqa: BLE001 - never lose an event silently
             LOG.exception("%s: event from %s could not be delivered", function.spec.logical_id, source)
-            self._dead_letter(function, event, source, {"errorType": "LocalStackError"})
+            self._dead_letter(function, event, source, {"errorType": "LocalStackError"}, 0)
         finally:
             with self._idle:
                 self._inflight -= 1
                 self._idle.notify_all()
 
-    def _dead_letter(self, function: LambdaFunction, event: dict, source: str, error: dict | None) -> None:
+    def _dead_letter(self, function: LambdaFunction, event: dict, source: str, error: dict | None,
+                     attempts: int) -> None:
+        """Lambda's on-failure destination record, kept in dead-letter/ and
+        sent to the function's OnFailure destination when it is a queue."""
+        now = time.time()
+        record = {
+            "version": "1.0",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
+            "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": f"{function.spec.arn}:$LATEST",
+                               "condition": "RetriesExhausted", "approximateInvokeCount": attempts},
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": error,
+        }
         folder = self.dead_letter_dir / function.spec.logical_id
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.json"
-        path.write_text(json.dumps({"source": source, "error": error, "event": event}, indent=2))
+        path.write_text(json.dumps({"source": source, **record}, indent=2))
         LOG.error("%s: gave up on an event from %s; it is in %s", function.spec.logical_id, source, path)
+        if function.spec.on_failure and self.on_failure:
+            try:
+                self.on_failure(function.spec.on_failure, record)
+            except Exception:  # noqa: BLE001 - the record is in the folder all the same
+                LOG.exception("could not send the failure record to %s", function.spec.on_failure)
 
     def drain(self, timeout: float) -> bool:
         """Wait until no event is being delivered; True if all were."""

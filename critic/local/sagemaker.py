@@ -351,7 +351,6 @@ class TransformJobs:
             if self._jobs[name]["TransformJobStatus"] != "InProgress" or stop.is_set():
                 return
             self._update(name, TransformStartTime=_now())
-        LOG.info("transform job %s started", name)
         try:
             runner = TransformRunner(TransformJob.from_request(request), self.store_factory(), self.invoke, stop,
                                      progress=lambda key, n: LOG.debug("%s: %s: %d records", name, key, n))
@@ -369,8 +368,8 @@ class TransformJobs:
             if stop.is_set():
                 self._finish(name, "Stopped")
             else:
+                LOG.info("transform job %s wrote %s", name, ", ".join(outputs))
                 self._finish(name, "Completed")
-                LOG.info("transform job %s completed: %s", name, ", ".join(outputs))
         finally:
             self._stops.pop(name, None)
 

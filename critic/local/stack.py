@@ -26,7 +26,8 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from werkzeug.serving import make_server
+from moto.moto_server.werkzeug_app import MotoRequestHandler
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from batch.local_runner import ModelAnswer
 from critic import REPO_ROOT
@@ -81,10 +82,26 @@ def check_port(host: str, port: int, variable: str, flag: str) -> None:
             raise
 
 
+class _NoDelay:
+    """Small answers leave at once (no Nagle delay waiting for an ACK)."""
+
+    def setup(self) -> None:
+        super().setup()  # type: ignore[misc]
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
+
+
+class _ApiHandler(_NoDelay, WSGIRequestHandler):
+    pass
+
+
+class _AwsHandler(_NoDelay, MotoRequestHandler):
+    """moto's handler keeps S3 metadata headers with underscores."""
+
+
 class _Server(threading.Thread):
-    def __init__(self, name: str, host: str, port: int, app):
+    def __init__(self, name: str, host: str, port: int, app, handler):
         super().__init__(name=name, daemon=True)
-        self.server = make_server(host, port, app, threaded=True)
+        self.server = make_server(host, port, app, threaded=True, request_handler=handler)
         self.server.daemon_threads = True
 
     def run(self) -> None:
@@ -197,7 +214,7 @@ class Stack:
         for logical_id, spec in template.functions.items():
             env = function_environment(spec, endpoints, region)
             self.functions[logical_id] = LambdaFunction(spec, env, options.lambda_concurrency, _log_line)
-        self.invoker = AsyncInvoker(data / "dead-letter", options.retry_delays)
+        self.invoker = AsyncInvoker(data / "dead-letter", options.retry_delays, on_failure=self._send_failure)
 
         # SageMaker.
         container = self.container
@@ -213,16 +230,19 @@ class Stack:
 
         # Servers.
         aws_app = AwsEndpoint(self.jobs, endpoint, store.sync_buckets, self.info)
-        self.servers.append(_Server("aws-endpoint", options.host, options.aws_port, aws_app))
+        self.servers.append(_Server("aws-endpoint", options.host, options.aws_port, aws_app, _AwsHandler))
         functions = self.functions
         api = template.apis[0] if template.apis else None
         if len(template.apis) > 1:
             LOG.warning("the template has %d HTTP APIs; serving %s", len(template.apis), api.logical_id)
         if api is not None:
             gateway = HttpApiGateway(api, functions, region, options.web_dir)
-            self.servers.append(_Server("http-api", options.host, options.api_port, gateway))
+            self.servers.append(_Server("http-api", options.host, options.api_port, gateway, _ApiHandler))
         for server in self.servers:
             server.start()
+        sqs = self.client("sqs")
+        for queue in template.queues:  # e.g. the functions' on-failure destination
+            sqs.create_queue(QueueName=queue)
 
         # Event sources, once everything they call is up.
         def on_s3_event(event_name: str, bucket, key) -> None:
@@ -272,6 +292,14 @@ class Stack:
         if spec and spec.eventbridge:
             self.publish(local_s3.eventbridge_object_created(event_name, bucket, key, template.region, sequencer))
 
+    def _send_failure(self, destination: str, record: dict) -> None:
+        """Lambda's on-failure destination, when it is one of the template's queues."""
+        if not destination.startswith("arn:aws:sqs:"):
+            return
+        sqs = self.client("sqs")
+        url = sqs.get_queue_url(QueueName=destination.rsplit(":", 1)[-1])["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
+
     def _job_changed(self, job: dict) -> None:
         LOG.info("transform job %s: %s%s", job["TransformJobName"], job["TransformJobStatus"],
                  f" ({job['FailureReason']})" if job.get("FailureReason") else "")
@@ -309,6 +337,8 @@ class Stack:
             lines.append(f"  On upload      s3://{notification.bucket}/ {filt} -> {notification.function}")
         for rule in template.rules:
             lines.append(f"  On event       {_pattern_summary(rule.pattern)} -> {rule.function}")
+        for queue in template.queues:
+            lines.append(f"  Queue          {queue}   (SQS; events a function failed on after retries)")
         lines.append(f"  Data folder    {self.options.data_dir}   (`critic serve --fresh` starts clean)")
         input_bucket = next((n.bucket for n in template.s3_notifications), None)
         route = next((r for api in template.apis for r in api.routes if r.method == "POST"), None)

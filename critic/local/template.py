@@ -88,6 +88,7 @@ class Function:
     reserved_concurrency: int | None = None
     maximum_retry_attempts: int = 2
     layers: list[Path] = field(default_factory=list)
+    on_failure: str | None = None  # ARN of the on-failure destination of async invocations
 
     @property
     def arn(self) -> str:
@@ -157,6 +158,7 @@ class LocalStack:
     apis: list[HttpApi]
     rules: list[Rule]
     s3_notifications: list[S3Notification]
+    queues: list[str] = field(default_factory=list)  # names of the template's SQS queues
 
     def function(self, name: str) -> Function:
         """A function by logical id or function name."""
@@ -419,7 +421,7 @@ def read_template(
 
     functions: dict[str, Function] = {}
     buckets: dict[str, Bucket] = {}
-    endpoints, models, rules, notifications = [], [], [], []
+    endpoints, models, rules, notifications, queues = [], [], [], [], []
     apis: dict[str, HttpApi] = {}
 
     for logical_id, resource in resources.items():
@@ -445,6 +447,8 @@ def read_template(
             endpoints.append(resolver.name(logical_id))
         elif rtype == "AWS::SageMaker::Model":
             models.append(resolver.name(logical_id))
+        elif rtype == "AWS::SQS::Queue":
+            queues.append(resolver.name(logical_id))
         elif rtype == "AWS::Serverless::HttpApi":
             cors = props.get("CorsConfiguration", globals_api.get("CorsConfiguration"))
             apis[logical_id] = HttpApi(logical_id, resolver.name(logical_id), _cors(resolver.resolve(cors, where)))
@@ -483,6 +487,7 @@ def read_template(
             reserved_concurrency=_int_or_none(resolver.resolve(merged.get("ReservedConcurrentExecutions"), where)),
             maximum_retry_attempts=int(invoke_config.get("MaximumRetryAttempts", 2)),
             layers=_layers(resolver, resources, root, merged.get("Layers") or []),
+            on_failure=((invoke_config.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination"),
         )
         if not function.handler or "." not in function.handler:
             raise TemplateError(f"{where}.Handler: expected module.function, got {function.handler!r}")
@@ -525,7 +530,7 @@ def read_template(
             # Other event types (Schedule, SQS, ...) are not run locally.
 
     return LocalStack(path, root, stack_name, region, {k: str(v) for k, v in resolver.parameters.items()},
-                      functions, buckets, endpoints, models, list(apis.values()), rules, notifications)
+                      functions, buckets, endpoints, models, list(apis.values()), rules, notifications, queues)
 
 
 def _merge(base: dict, override: dict) -> dict:

@@ -125,9 +125,11 @@ def test_async_events_are_retried_twice_then_dead_lettered(tmp_path):
         assert counter.read_text() == "3"  # one try and two retries
         [letter] = list((tmp_path / "dlq" / "Fn").glob("*.json"))
         content = json.loads(letter.read_text())
-        assert content["event"] == {"succeed_on": 99}
+        assert content["requestPayload"] == {"succeed_on": 99}
         assert content["source"] == "s3://bucket/key"
-        assert "attempt 3 fails" in content["error"]["errorMessage"]
+        assert content["requestContext"]["condition"] == "RetriesExhausted"
+        assert content["requestContext"]["approximateInvokeCount"] == 3
+        assert "attempt 3 fails" in content["responsePayload"]["errorMessage"]
     finally:
         invoker.close()
         function.close()

@@ -1,0 +1,173 @@
+"""Reading template.yaml for the local stack: short-form tags, intrinsic
+functions, Globals, event sources, local names."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from critic.local.stack import StackError, check_port
+from critic.local.template import TemplateError, read_template
+
+TEMPLATE = """
+    Transform: AWS::Serverless-2016-10-31
+    Parameters:
+      Stage: {Type: String, Default: dev}
+      Kind: {Type: String, Default: small, AllowedValues: [small, big]}
+      NoDefault: {Type: String}
+    Conditions:
+      IsBig: !Equals [!Ref Kind, big]
+    Globals:
+      Function:
+        Runtime: python3.12
+        Timeout: 9
+        Environment:
+          Variables: {SHARED: shared, OVERRIDDEN: from-globals}
+      HttpApi:
+        CorsConfiguration: {AllowOrigins: ["https://site.example"], AllowMethods: [POST]}
+    Resources:
+      Data:
+        Type: AWS::S3::Bucket
+        Properties:
+          BucketName: !Sub
+            - data-${AWS::AccountId}-${Uid}
+            - Uid: !Select [0, !Split ["-", !Select [2, !Split ["/", !Ref AWS::StackId]]]]
+          VersioningConfiguration: {Status: Enabled}
+      Plain:
+        Type: AWS::S3::Bucket
+      Model:
+        Type: AWS::SageMaker::Model
+        Properties: {ExecutionRoleArn: x}
+      Endpoint:
+        Type: AWS::SageMaker::Endpoint
+        Properties: {EndpointName: !Sub "scoring-${Stage}"}
+      Queue:
+        Type: AWS::SQS::Queue
+      Fn:
+        Type: AWS::Serverless::Function
+        Properties:
+          CodeUri: fn/
+          Handler: app.handler
+          MemorySize: !If [IsBig, 2048, 512]
+          Environment:
+            Variables:
+              OVERRIDDEN: mine
+              BUCKET: !Ref Data
+              BUCKET_ARN: !GetAtt Data.Arn
+              MODEL: !GetAtt Model.ModelName
+              ENDPOINT: !GetAtt Endpoint.EndpointName
+              ENDPOINT_REF: !Ref Endpoint
+              JOINED: !Join ["/", [!Ref Stage, !Ref AWS::Region]]
+              SUBBED: !Sub "${Plain}:${!Literal}"
+              MAYBE: !If [IsBig, big, !Ref AWS::NoValue]
+          EventInvokeConfig:
+            MaximumRetryAttempts: 1
+            DestinationConfig: {OnFailure: {Type: SQS, Destination: !GetAtt Queue.Arn}}
+          Events:
+            Upload:
+              Type: S3
+              Properties:
+                Bucket: !Ref Data
+                Events: s3:ObjectCreated:*
+                Filter: {S3Key: {Rules: [{Name: prefix, Value: in/}, {Name: suffix, Value: .txt}]}}
+            Done:
+              Type: EventBridgeRule
+              Properties:
+                Pattern: {source: [aws.sagemaker], detail: {TransformJobName: [{prefix: !Sub "${Stage}-"}]}}
+            Api:
+              Type: HttpApi
+              Properties: {Path: "/items/{id}", Method: get}
+"""
+
+
+@pytest.fixture
+def template(tmp_path):
+    (tmp_path / "fn").mkdir()
+    path = tmp_path / "template.yaml"
+    path.write_text(textwrap.dedent(TEMPLATE))
+    return path
+
+
+def test_intrinsics_resolve_to_local_names(template):
+    stack = read_template(template)
+    fn = stack.function("Fn")
+    env = fn.environment
+    assert env["SHARED"] == "shared" and env["OVERRIDDEN"] == "mine"
+    assert env["BUCKET"] == "data-123456789012-local"
+    assert env["BUCKET_ARN"] == "arn:aws:s3:::data-123456789012-local"
+    assert env["MODEL"] == "critic-model"
+    assert env["ENDPOINT"] == "scoring-dev"
+    assert env["ENDPOINT_REF"] == "arn:aws:sagemaker:us-east-1:123456789012:endpoint/scoring-dev"
+    assert env["JOINED"] == "dev/us-east-1"
+    assert env["SUBBED"] == "critic-plain:${Literal}"
+    assert "MAYBE" not in env
+    assert (fn.timeout, fn.memory, fn.maximum_retry_attempts) == (9, 512, 1)
+    assert fn.on_failure == "arn:aws:sqs:us-east-1:123456789012:critic-queue"
+    assert stack.queues == ["critic-queue"]
+    assert stack.function("critic-fn") is fn  # by name too
+    assert stack.buckets["Data"].versioned and not stack.buckets["Plain"].versioned
+    assert stack.models == ["critic-model"] and stack.endpoints == ["scoring-dev"]
+
+
+def test_event_sources(template):
+    stack = read_template(template, parameters={"Kind": "big", "Stage": "prod"})
+    [notification] = stack.s3_notifications
+    assert (notification.bucket, notification.function, notification.prefix, notification.suffix) == (
+        "data-123456789012-local", "Fn", "in/", ".txt")
+    [rule] = stack.rules
+    assert rule.pattern == {"source": ["aws.sagemaker"], "detail": {"TransformJobName": [{"prefix": "prod-"}]}}
+    [api] = stack.apis
+    assert [r.route_key for r in api.routes] == ["GET /items/{id}"]
+    assert api.cors["AllowOrigins"] == ["https://site.example"]
+    fn = stack.function("Fn")
+    assert fn.memory == 2048 and fn.environment["MAYBE"] == "big"
+
+
+def test_a_parameter_without_default_must_be_given(tmp_path, template):
+    text = template.read_text()
+    indent = text.split("JOINED:")[0].rsplit("\n", 1)[1]
+    template.write_text(text.replace("JOINED: !Join", f"NEEDS: !Ref NoDefault\n{indent}JOINED: !Join"))
+    with pytest.raises(TemplateError, match="NoDefault has no Default; pass it with --parameter NoDefault=VALUE"):
+        read_template(template)
+    assert read_template(template, parameters={"NoDefault": "x"}).function("Fn").environment["NEEDS"] == "x"
+
+
+def test_the_projects_template_runs_locally(repo_root):
+    stack = read_template(repo_root / "template.yaml")
+    assert set(stack.functions) >= {"RealtimeFunction", "BatchFunction", "CompletionFunction"}
+    for function in stack.functions.values():
+        assert function.runtime.startswith("python") and function.code_dir.is_dir()
+        assert all(isinstance(v, str) for v in function.environment.values())
+    assert [r.route_key for api in stack.apis for r in api.routes] == ["POST /score"]
+    suffixes = sorted(n.suffix for n in stack.s3_notifications if n.function == "BatchFunction")
+    assert suffixes == [".csv", ".jsonl", ".txt"]
+    assert [r.function for r in stack.rules] == ["CompletionFunction"]
+    assert stack.endpoints and stack.models
+
+
+def test_a_port_in_use_names_the_port_and_the_variable():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(StackError) as caught:
+            check_port("127.0.0.1", port, "CRITIC_API_PORT", "--api-port")
+    message = str(caught.value)
+    assert f"port {port}" in message and f"CRITIC_API_PORT={port + 1}" in message and "--api-port" in message
+
+
+def test_env_vars_file_for_sam_local_invoke(repo_root, tmp_path):
+    target = tmp_path / "env.json"
+    done = subprocess.run([sys.executable, "-m", "critic", "invoke", "--write-env-vars", str(target),
+                           "--docker-host", "host.docker.internal"], cwd=repo_root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    content = json.loads(target.read_text())
+    assert set(content) >= {"RealtimeFunction", "BatchFunction", "CompletionFunction"}
+    assert content["RealtimeFunction"]["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == "http://host.docker.internal:4566"
+    assert content["BatchFunction"]["AWS_ENDPOINT_URL_S3"] == "http://host.docker.internal:4566"
+    assert content["BatchFunction"]["OUTPUT_BUCKET"] == read_template(
+        repo_root / "template.yaml").function("BatchFunction").environment["OUTPUT_BUCKET"]
