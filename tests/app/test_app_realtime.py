@@ -266,3 +266,16 @@ def test_allowed_origin_comes_from_the_environment(monkeypatch, context):
     assert headers["access-control-expose-headers"] == "Retry-After"
     _, _, headers = call(module, request('{"review": " "}', origin="https://evil.example.net"), context)
     assert "access-control-allow-origin" not in headers
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics")
+def test_preflight_is_answered(realtime, runtime, context):
+    """API Gateway answers preflight itself in AWS; the local API passes it on."""
+    event = request("", origin=ORIGIN)
+    event["requestContext"]["http"]["method"] = "OPTIONS"
+    event["routeKey"] = event["requestContext"]["routeKey"] = "OPTIONS /score"
+    event["headers"]["access-control-request-method"] = "POST"
+    response = realtime.lambda_handler(event, context)
+    headers = {k.lower(): v for k, v in response["headers"].items()}
+    assert response["statusCode"] == 204
+    assert headers["access-control-allow-origin"] == "*" and "POST" in headers["access-control-allow-methods"]
