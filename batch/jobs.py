@@ -94,7 +94,9 @@ def job_name(prefix: str, bucket: str, key: str, version: str) -> str:
     ([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}), lowercase (SageMaker lowercases job
     ARNs), and the same for the same bucket, key and version."""
     if len(prefix) > JOB_PREFIX_MAX or not JOB_NAME_PATTERN.fullmatch(prefix) or prefix != prefix.lower():
-        raise ValueError(f"invalid job name prefix {prefix!r}: lowercase letters, digits and dashes, at most {JOB_PREFIX_MAX}")
+        raise ValueError(
+            f"invalid job name prefix {prefix!r}: lowercase letters, digits and dashes, at most {JOB_PREFIX_MAX}"
+        )
     digest = hashlib.sha256("\n".join((bucket, key, version)).encode("utf-8")).hexdigest()[:DIGEST_CHARS]
     room = JOB_NAME_MAX - len(prefix) - len(digest) - 2
     stem = re.sub(r"[^a-z0-9]+", "-", _file_stem(key).lower())[:room].strip("-")
@@ -270,6 +272,7 @@ def status_document(
     created = parse_time(detail.get("CreationTime"))
     started = parse_time(detail.get("TransformStartTime"))
     ended = parse_time(detail.get("TransformEndTime"))
+    began = started or created
     return {
         "status": detail.get("TransformJobStatus"),
         "job": detail.get("TransformJobName"),
@@ -280,6 +283,6 @@ def status_document(
         "createdAt": _iso(created),
         "startedAt": _iso(started),
         "endedAt": _iso(ended),
-        "durationSeconds": round((ended - (started or created)).total_seconds(), 3) if ended and (started or created) else None,
+        "durationSeconds": round((ended - began).total_seconds(), 3) if ended and began else None,
         "recordedAt": _iso(recorded_at),
     }

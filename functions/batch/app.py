@@ -77,8 +77,10 @@ def existing_job_for(name: str, request: dict) -> str | None:
         if error.response.get("Error", {}).get("Code") == "ValidationException":  # "Could not find requested job"
             return None
         raise
-    same_input = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-    return job["TransformJobStatus"] if same_input else None
+    def source(description: dict) -> str:
+        return description["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+
+    return job["TransformJobStatus"] if source(job) == source(request) else None
 
 
 def submit(bucket: str, key: str, version: str) -> dict:
@@ -112,10 +114,11 @@ def submit(bucket: str, key: str, version: str) -> dict:
         logger.info("duplicate delivery: the job already exists", extra={"job": name, "job_status": status})
         metrics.add_metric(name="DuplicateDeliveries", unit=MetricUnit.Count, value=1)
         return {"outcome": "duplicate", "job": name}
-    logger.info(
-        "transform job created",
-        extra={"job": name, "output": request["TransformOutput"]["S3OutputPath"], "content_type": request["TransformInput"]["ContentType"]},
-    )
+    logger.info("transform job created", extra={
+        "job": name,
+        "output": request["TransformOutput"]["S3OutputPath"],
+        "content_type": request["TransformInput"]["ContentType"],
+    })
     metrics.add_metric(name="TransformJobsSubmitted", unit=MetricUnit.Count, value=1)
     return {"outcome": "submitted", "job": name}
 

@@ -40,7 +40,9 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
-s3 = boto3.client("s3", config=Config(connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 5}))
+s3 = boto3.client(
+    "s3", config=Config(connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 5})
+)
 
 
 def count_output(bucket: str, key: str, fmt: jobs.InputFormat) -> jobs.Counts | None:
@@ -88,7 +90,9 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict | No
     if status == "Completed" and fmt is not None:
         counts = count_output(bucket, result_key, fmt)
         output_uri = f"s3://{bucket}/{result_key}" if counts is not None else None
-    document = jobs.status_document(detail, output_uri=output_uri, counts=counts, recorded_at=datetime.now(timezone.utc))
+    document = jobs.status_document(
+        detail, output_uri=output_uri, counts=counts, recorded_at=datetime.now(timezone.utc)
+    )
     s3.put_object(
         Bucket=bucket,
         Key=jobs.status_key(result_key),

@@ -67,11 +67,13 @@ class ApiError(Exception):
 
 
 def _media_type(header: str | None) -> tuple[str, str | None]:
+    """(media type, charset) of a Content-Type header, both lowercase."""
     media, *params = (header or "").split(";")
-    charset = next(
-        (value.strip().strip('"').lower() for name, _, value in (p.partition("=") for p in params) if name.strip().lower() == "charset"),
-        None,
-    )
+    charset = None
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
     return media.strip().lower(), charset
 
 
@@ -94,7 +96,8 @@ def read_review(event: APIGatewayProxyEventV2) -> str:
         try:
             document = json.loads(body)
         except json.JSONDecodeError as error:
-            raise ApiError(HTTPStatus.BAD_REQUEST, f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+            where = f"line {error.lineno} column {error.colno}"
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"malformed JSON: {error.msg} at {where}") from None
         if not isinstance(document, dict) or not isinstance(document.get("review"), str):
             raise ApiError(HTTPStatus.BAD_REQUEST, 'the body must be a JSON object with a string "review"')
         review = document["review"]
@@ -108,17 +111,19 @@ def _endpoint_error(error: ClientError) -> ApiError:
     message = error.response.get("Error", {}).get("Message", "")
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     details = {"code": code, "error_message": message, "http_status": status}
-    if code in ("ThrottlingException", "TooManyRequestsException") or (status == 429 and code != "ModelNotReadyException"):
+    throttled = code in ("ThrottlingException", "TooManyRequestsException")
+    if throttled or (status == 429 and code != "ModelNotReadyException"):
         logger.warning("endpoint throttled", extra=details)
         return ApiError(HTTPStatus.TOO_MANY_REQUESTS, "too many requests; retry shortly", RETRY_AFTER_SECONDS)
     if code in ("ModelNotReadyException", "ServiceUnavailable"):
         logger.warning("endpoint unavailable", extra=details)
         return ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "the model is not ready; retry shortly", RETRY_AFTER_SECONDS)
     if code == "ModelError":
-        logger.error(
-            "model error",
-            extra={**details, "original_status": error.response.get("OriginalStatusCode"), "original_message": error.response.get("OriginalMessage")},
-        )
+        logger.error("model error", extra={
+            **details,
+            "original_status": error.response.get("OriginalStatusCode"),
+            "original_message": error.response.get("OriginalMessage"),
+        })
         return ApiError(HTTPStatus.BAD_GATEWAY, "the model failed to score the review")
     if code == "ValidationError" and "not found" in message.lower():
         logger.error("endpoint missing", extra=details)

@@ -271,7 +271,7 @@ def test_sam_build_packages_each_function_with_only_what_it_needs():
             event["detail"]["TransformJobName"] = "another-stacks-job-0123456789abcdef"  # ignored: no AWS call
         child = {**{k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}, **ENV,
                  "POWERTOOLS_SERVICE_NAME": "smoke", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
-        done = subprocess.run([python, "-S", "-c", SMOKE, str(build / logical_id), str(build / "DomainLayer" / "python"),
+        done = subprocess.run([python, "-S", "-B", "-c", SMOKE, str(build / logical_id), str(build / "DomainLayer" / "python"),
                                json.dumps(event)], capture_output=True, text=True, env=child, timeout=120)
         assert done.returncode == 0, done.stderr[-3000:]
         answer = json.loads(done.stdout.strip().splitlines()[-1])
