@@ -105,7 +105,7 @@ def run(args) -> int:
         print(f"critic invoke: warning: no local stack answers at {aws_url} (start it with `make run`); "
               "the function's AWS calls will fail", file=sys.stderr)
     env = function_environment(spec, endpoint_variables(aws_url), template.region)
-    function = LambdaFunction(spec, env, concurrency=1, log=lambda _name, line: print(line, file=sys.stderr))
+    function = LambdaFunction(spec, env, concurrency=1, log=lambda _name, text: print(text, file=sys.stderr))
     try:
         result = function.invoke(event)
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -46,6 +47,17 @@ def _error(error: BaseException, error_type: str | None = None) -> dict:
     }
 
 
+def _peak_memory_mb() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
 def _load(handler: str):
     module_name, _, function_name = handler.rpartition(".")
     module_name = module_name.replace("/", ".")
@@ -62,6 +74,9 @@ def _load(handler: str):
 
 
 def main() -> None:
+    # Ctrl-C reaches the whole process group: the local stack, not each
+    # environment, decides when they end (it closes stdin, or kills).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     answers = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)  # the handler's prints and logs go to stderr
     sys.stdout = os.fdopen(1, "w", encoding="utf-8", buffering=1, closefd=False)
@@ -72,7 +87,6 @@ def main() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         context = LambdaContext(request)
-        print(f"START RequestId: {context.aws_request_id} Version: {context.function_version}", file=sys.stderr)
         started = time.perf_counter()
         if init_error is not None:
             answer = {"error": init_error}
@@ -84,8 +98,9 @@ def main() -> None:
                 print(f"[ERROR] {type(error).__name__}: {error}", file=sys.stderr)
                 traceback.print_exc(file=sys.stderr)
         elapsed = (time.perf_counter() - started) * 1000
-        print(f"END RequestId: {context.aws_request_id}", file=sys.stderr)
-        print(f"REPORT RequestId: {context.aws_request_id}\tDuration: {elapsed:.2f} ms", file=sys.stderr)
+        used = _peak_memory_mb()
+        print(f"REPORT RequestId: {context.aws_request_id}\tDuration: {elapsed:.2f} ms\t"
+              f"Memory Size: {context.memory_limit_in_mb} MB\tMax Memory Used: {used} MB", file=sys.stderr)
         try:
             text = json.dumps(answer)
         except (TypeError, ValueError) as error:  # a result that is not JSON fails as in Lambda

@@ -87,7 +87,7 @@ class _Process:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "critic.local.lambda_worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=function.code_dir, env=env, text=True, encoding="utf-8", bufsize=1,
+            cwd=function.code_dir, env=env, text=True, encoding="utf-8", bufsize=1,  # stderr read as bytes
         )
         threading.Thread(target=self._pump_logs, args=(log,), daemon=True,
                          name=f"logs-{function.logical_id}").start()
@@ -96,8 +96,15 @@ class _Process:
             raise RuntimeError(f"{function.logical_id}: the runtime did not start")
 
     def _pump_logs(self, log: Callable[[str], None]) -> None:
-        for line in self.process.stderr:
-            log(line.rstrip("\n"))
+        """Hand the function's output on in blocks of whole lines."""
+        fd, pending = self.process.stderr.fileno(), b""
+        while chunk := os.read(fd, 65536):
+            pending += chunk
+            complete, _, pending = pending.rpartition(b"\n")
+            if complete:
+                log(complete.decode("utf-8", "replace"))
+        if pending:
+            log(pending.decode("utf-8", "replace"))
 
     def _read(self, timeout: float) -> dict | None:
         ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, timeout))
@@ -131,6 +138,7 @@ class _Process:
 class LambdaFunction:
     def __init__(self, function: Function, env: dict, concurrency: int = 4,
                  log: Callable[[str, str], None] | None = None):
+        """`log(function, text)` receives the function's output, whole lines."""
         self.spec = function
         self.env = env
         self.concurrency = max(1, min(concurrency, function.reserved_concurrency or concurrency))
@@ -141,8 +149,13 @@ class LambdaFunction:
         self._closed = False
 
     def warm(self) -> None:
-        """Start one environment now, so the first request has no cold start."""
-        process = self._acquire()
+        """Start one environment now, so the first request has no cold start.
+        A function that cannot start is reported on each invocation instead."""
+        try:
+            process = self._acquire()
+        except Exception as error:  # noqa: BLE001 - the stack still serves the other functions
+            LOG.warning("%s could not start: %s", self.spec.logical_id, error)
+            return
         self._release(process)
 
     def _spawn(self) -> _Process:

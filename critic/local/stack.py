@@ -182,15 +182,44 @@ class Stack:
 
         from critic.container import ContainerError, ModelContainer
 
+        loaded: dict = {}
+
+        def load_model() -> None:
+            try:
+                loaded["container"] = ModelContainer(artifact, workers=options.model_workers)
+            except ContainerError as error:
+                loaded["error"] = StackError(f"{artifact}: {error}")
+            except BaseException as error:  # noqa: BLE001 - raised in the caller's thread
+                loaded["error"] = error
+
+        # The model loads (seconds) while the Lambda environments start.
+        loader = threading.Thread(target=load_model, name="model-load", daemon=True)
+        loader.start()
         try:
-            self.container = ModelContainer(artifact, workers=options.model_workers)
-        except ContainerError as error:
-            raise StackError(f"{artifact}: {error}") from None
-        try:
+            self._prepare()
+            loader.join()
+            if "error" in loaded:
+                raise loaded["error"]
+            self.container = loaded["container"]
             self._start_services()
         except BaseException:
+            loader.join()
+            self.container = self.container or loaded.get("container")
             self.stop()
             raise
+
+    def _prepare(self) -> None:
+        """The Lambda functions, each with one warm execution environment."""
+        options, template = self.options, self.template
+        endpoints = endpoint_variables(self.aws_url)
+        for logical_id, spec in template.functions.items():
+            env = function_environment(spec, endpoints, template.region)
+            self.functions[logical_id] = LambdaFunction(spec, env, options.lambda_concurrency, _log_line)
+        warming = [threading.Thread(target=f.warm, daemon=True) for f in self.functions.values()]
+        for thread in warming:
+            thread.start()
+        for thread in warming:
+            thread.join()
 
     def _start_services(self) -> None:
         options, template = self.options, self.template
@@ -208,12 +237,8 @@ class Stack:
         store.sync_buckets()
         LOG.info("S3: %d objects restored from %s", restored, store.folder)
 
-        # Lambda.
+        # Lambda's event queue.
         data = options.data_dir
-        endpoints = endpoint_variables(self.aws_url)
-        for logical_id, spec in template.functions.items():
-            env = function_environment(spec, endpoints, region)
-            self.functions[logical_id] = LambdaFunction(spec, env, options.lambda_concurrency, _log_line)
         self.invoker = AsyncInvoker(data / "dead-letter", options.retry_delays, on_failure=self._send_failure)
 
         # SageMaker.
@@ -254,8 +279,6 @@ class Stack:
         local_s3._listeners.append(on_s3_event)
         for name in self.jobs.load():
             LOG.warning("transform job %s was interrupted by a restart: marked Failed", name)
-        for function in functions.values():
-            function.warm()
 
     def stop(self) -> None:
         if self._listener in local_s3._listeners:
@@ -340,18 +363,23 @@ class Stack:
         for queue in template.queues:
             lines.append(f"  Queue          {queue}   (SQS; events a function failed on after retries)")
         lines.append(f"  Data folder    {self.options.data_dir}   (`critic serve --fresh` starts clean)")
-        input_bucket = next((n.bucket for n in template.s3_notifications), None)
+        notification = next(iter(template.s3_notifications), None)
         route = next((r for api in template.apis for r in api.routes if r.method == "POST"), None)
+        aws = f"AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test aws --endpoint-url {self.aws_url}"
         lines += ["", "Try it:"]
         if route is not None:
             lines.append(f"  curl -s {self.api_url}{route.path} -H 'content-type: application/json' "
                          "-d '{\"review\": \"A wonderful, moving film.\"}'")
-        if input_bucket:
-            suffix = next((n.suffix for n in template.s3_notifications if n.bucket == input_bucket), "") or ".txt"
-            lines.append(f"  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test aws --endpoint-url {self.aws_url} "
-                         f"s3 cp reviews{suffix if suffix.startswith('.') else '.txt'} s3://{input_bucket}/")
-            lines.append("  critic score reviews.txt reviews.jsonl reviews.csv   "
-                         "(uploads, waits, downloads <file>.out)")
+        if notification is not None:
+            key = notification.prefix + "reviews" + (notification.suffix or ".txt")
+            lines.append(f"  printf 'A wonderful, moving film.\\nAn awful, boring mess.\\n' | {aws} "
+                         f"s3 cp - s3://{notification.bucket}/{key}")
+            output = template.functions[notification.function].environment.get("OUTPUT_BUCKET")
+            if output:
+                lines.append(f"  {aws} s3 cp s3://{output}/{key}.out -      (a few seconds later)")
+            critic = ".venv/bin/critic" if Path(sys.executable).is_relative_to(REPO_ROOT) else "critic"
+            lines.append(f"  {critic} score reviews.txt reviews.jsonl reviews.csv      "
+                         "(uploads, waits, downloads FILE.out beside each file)")
         lines.append(f"  open {self.api_url}/ in a browser")
         lines += ["", "Ctrl-C stops everything."]
         return "\n".join(lines)
@@ -403,5 +431,7 @@ def _pattern_summary(pattern: dict) -> str:
     return " ".join(parts) or json.dumps(pattern)
 
 
-def _log_line(function: str, line: str) -> None:
-    print(f"[{function}] {line}", file=sys.stderr, flush=True)
+def _log_line(function: str, text: str) -> None:
+    prefix = f"[{function}] "
+    sys.stderr.write(prefix + text.replace("\n", "\n" + prefix) + "\n")
+    sys.stderr.flush()
