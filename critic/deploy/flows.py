@@ -1,0 +1,371 @@
+"""`critic deploy` and `critic destroy`, step by step.
+
+deploy: who am I (STS) -> is the stack in a state to update -> the artifact,
+checked and hashed -> sam build -> the artifact bucket (created private if
+missing) -> the artifact, uploaded under its SHA-256 -> sam deploy -> the
+stack's outputs -> web/config.js -> what was deployed and how to try it.
+Nothing is written to AWS before the checks and the build have passed.
+
+destroy: the stack's retained resources are listed, one confirmation, the
+stack is deleted and waited for, then buckets are deleted only if named with
+--delete-bucket; the rest is printed with the exact command that removes it.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from critic import REPO_ROOT, SHIPPED_ARTIFACT
+from critic.cli import UsageError
+from critic.deploy import artifact as artifacts
+from critic.deploy import sam
+from critic.deploy.aws import (
+    DRY_RUN_ACCOUNT,
+    Answer,
+    AwsError,
+    DryRun,
+    Live,
+    Runner,
+    aws_errors,
+    caller_account,
+    missing,
+    region_of,
+    run_command,
+    say,
+)
+from critic.deploy.buckets import (
+    artifact_bucket_name,
+    bucket_exists,
+    empty_and_delete,
+    ensure_bucket,
+    sha256_of,
+    split_s3_uri,
+    upload,
+)
+from critic.deploy.stack import (
+    DEPLOYABLE,
+    TEMPLATE,
+    Kept,
+    Template,
+    check_deployable,
+    check_region,
+    delete,
+    describe,
+    outputs,
+    read_template,
+    retained_resources,
+)
+
+DEFAULT_STACK = "critic"
+WEB_CONFIG = REPO_ROOT / "web" / "config.js"
+COMPUTED = {"ModelDataUrl": "--artifact", "InferenceImageUri": "--image-uri"}
+EXAMPLE_REVIEW = "A moving, beautifully acted film with a clever script."
+
+
+@dataclass
+class DeployOptions:
+    artifact: str | None = None  # path, model dir or s3:// URI; None: the shipped artifact
+    stack: str | None = None
+    region: str | None = None
+    image_uri: str | None = None
+    parameters: list[str] = field(default_factory=list)  # NAME=VALUE
+    bucket: str | None = None  # the artifact bucket; None: critic-artifacts-<account>-<region>
+    use_container: bool = False
+    yes: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class DestroyOptions:
+    stack: str | None = None
+    region: str | None = None
+    delete_buckets: list[str] = field(default_factory=list)
+    yes: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class Paths:
+    """Where the flows read and write; tests point these elsewhere."""
+
+    template: Path = TEMPLATE
+    samconfig: Path = sam.SAMCONFIG
+    web_config: Path = WEB_CONFIG
+    workdir: Path = REPO_ROOT  # where sam runs
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def _ask(question: str) -> bool:
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+# --------------------------------------------------------------------------- #
+# deploy
+# --------------------------------------------------------------------------- #
+
+def parameter_overrides(template: Template, pairs: list[str], image_uri: str | None) -> dict[str, str]:
+    """--parameter NAME=VALUE pairs (and --image-uri), checked against template.yaml."""
+    chosen: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--parameter {pair}: expected NAME=VALUE")
+        if name in COMPUTED:
+            raise UsageError(f"--parameter {name}: set it with {COMPUTED[name]}")
+        chosen[name] = value
+    if image_uri:
+        chosen["InferenceImageUri"] = image_uri
+    for name, value in chosen.items():
+        spec = template.parameters.get(name)
+        if spec is None:
+            raise UsageError(f"template.yaml has no parameter {name}; it has "
+                             f"{', '.join(p for p in template.parameters if p not in COMPUTED)}")
+        if re.search(r"\s", value):
+            raise UsageError(f"{name}: values cannot contain white space")
+        allowed = [str(v) for v in spec.get("AllowedValues", [])]
+        if allowed and value not in allowed:
+            raise UsageError(f"{name}={value}: allowed values are {', '.join(allowed)}")
+        pattern = spec.get("AllowedPattern")
+        if pattern and not re.fullmatch(pattern, value):
+            raise UsageError(f"{name}={value}: {spec.get('ConstraintDescription') or 'must match ' + pattern}")
+    return chosen
+
+
+def _deploy_assumptions(stack: str, template: Template, configured: bool) -> dict:
+    exists = {"Stacks": [{"StackName": stack, "StackStatus": "UPDATE_COMPLETE", "CreationTime": "2025-01-01",
+                          "Outputs": [{"OutputKey": k, "OutputValue": f"<{k}>"} for k in template.outputs]}]}
+    absent = missing("ValidationError", 400, f"Stack with id {stack} does not exist",
+                     note="the stack does not exist yet (a first deployment)")
+    return {
+        "GetCallerIdentity": Answer({"Account": DRY_RUN_ACCOUNT, "Arn": "arn", "UserId": "user"},
+                                    note=f"your account id is shown as {DRY_RUN_ACCOUNT}"),
+        "DescribeStacks": [
+            Answer(exists, note="the stack exists and can be updated (samconfig.toml is there)")
+            if configured else absent,
+            Answer(exists, note="sam deploy has deployed the stack; its outputs are shown as <Name>"),
+        ],
+        "GetObject": Answer({}, note="the artifact is downloaded and checked; its SHA-256 names its key"),
+        "HeadBucket": missing(note="the artifact bucket does not exist yet"),
+        "HeadObject": missing(note="this artifact has not been uploaded yet"),
+    }
+
+
+def web_config_text(api_url: str, stack: str, region: str) -> str:
+    """Same shape as the committed web/config.js."""
+    return (f"// Written by `critic deploy` (stack {stack}, {region}): the page talks to this API.\n"
+            "// `git checkout web/config.js` restores the local default; ?api=URL overrides either.\n"
+            f"window.CRITIC_CONFIG = {{ apiUrl: {json.dumps(api_url)} }};\n")
+
+
+def deploy(options: DeployOptions, *, runner: Runner = run_command, paths: Paths | None = None,
+           interactive: bool | None = None, out=None) -> int:
+    paths = paths or Paths()
+    out = out or sys.stdout
+    config = sam.read_config(paths.samconfig)
+    stack_name = options.stack or config.get("stack_name") or DEFAULT_STACK
+    region = region_of(options.region, config.get("region"))
+    template = read_template(paths.template)
+    check_region(template, region, options.image_uri)
+    chosen = parameter_overrides(template, options.parameters, options.image_uri)
+    configured = paths.samconfig.exists()
+    interactive = _interactive() if interactive is None else interactive
+    if not (interactive or options.yes or options.dry_run):
+        raise UsageError("not a terminal: pass --yes to deploy without reviewing the change set")
+    mode = "configured" if configured else ("explicit" if options.yes else "guided")
+    sam_cli = sam.executable(options.dry_run)
+    if options.dry_run:
+        ctx = DryRun(region, _deploy_assumptions(stack_name, template, configured), out=out)
+        ctx.print(f"# critic deploy --dry-run: stack {stack_name} in {region}; nothing is called, run or written")
+    else:
+        ctx = Live(region, runner)
+
+    with tempfile.TemporaryDirectory(prefix="critic-deploy-") as work, aws_errors(), ctx.narrating():
+        source = options.artifact or str(SHIPPED_ARTIFACT)
+        path, digest = None, "SHA256"
+        if not source.startswith("s3://"):  # local checks first
+            if options.artifact is None and not SHIPPED_ARTIFACT.exists():
+                raise UsageError(f"no shipped model at {SHIPPED_ARTIFACT}: train one (`critic train`) and pass "
+                                 "--artifact runs/<time>/model.tar.gz, or pass an s3:// URI")
+            path = artifacts.local(Path(source), Path(work))
+            digest = sha256_of(path)
+
+        account = caller_account(ctx)
+        cfn, s3 = ctx.client("cloudformation"), ctx.client("s3")
+        check_deployable(describe(cfn, stack_name), stack_name, region)
+
+        if source.startswith("s3://"):
+            say(f"downloading {source} to check it")
+            if ctx.dry_run:
+                s3_bucket, s3_key = split_s3_uri(source)
+                s3.get_object(Bucket=s3_bucket, Key=s3_key)
+            else:
+                path = artifacts.download(s3, source, Path(work))
+                digest = sha256_of(path)
+
+        if ctx.run(sam.build_command(sam_cli, options.use_container), paths.workdir) != 0:
+            raise UsageError("sam build failed (see its output above); nothing was deployed")
+
+        bucket = options.bucket or artifact_bucket_name(account, region)
+        ensure_bucket(s3, bucket, account, region)
+        key = f"models/{digest}/model.tar.gz"
+        model_uri = upload(s3, path, bucket, key, account, digest) if path else f"s3://{bucket}/{key}"
+
+        overrides = {"ModelDataUrl": model_uri, **chosen}
+        code = ctx.run(sam.deploy_command(sam_cli, stack=stack_name, region=region, overrides=overrides,
+                                          mode=mode, yes=options.yes), paths.workdir)
+        stack = describe(cfn, stack_name)
+        if code != 0:
+            check_deployable(stack, stack_name, region)
+            raise AwsError(f"sam deploy failed (exit {code}); see its output above")
+        found = outputs(stack) if stack else {}
+        if not stack or stack["StackStatus"] not in DEPLOYABLE or "ApiUrl" not in found:
+            state = stack["StackStatus"] if stack else "absent"
+            raise AwsError(f"stack {stack_name} in {region} is {state} with no ApiUrl output: the change set "
+                           "was not executed? Run critic deploy again.")
+        ctx.write(paths.web_config, web_config_text(found["ApiUrl"], stack_name, region))
+
+    if ctx.dry_run:
+        ctx.print("# dry run: nothing was called, created, run or written")
+        return 0
+    _report(stack_name, region, found, model_uri, paths.web_config, out)
+    return 0
+
+
+def _report(stack: str, region: str, found: dict[str, str], model_uri: str, web_config: Path, out) -> None:
+    api = found["ApiUrl"].rstrip("/")
+    lines = [f"Critic is deployed: stack {stack} in {region}.",
+             f"  API            {api}/score  (POST a review)"]
+    if "InputBucketName" in found:
+        lines.append(f"  input bucket   s3://{found['InputBucketName']}  (put .txt, .jsonl or .csv files of reviews)")
+    if "OutputBucketName" in found:
+        lines.append(f"  output bucket  s3://{found['OutputBucketName']}  (<key>.out results, <key>.status.json)")
+    if "EndpointName" in found:
+        lines.append(f"  endpoint       {found['EndpointName']}  (SageMaker)")
+    lines.append(f"  model          {model_uri}")
+    for key, value in found.items():
+        if key not in ("ApiUrl", "InputBucketName", "OutputBucketName", "EndpointName"):
+            lines.append(f"  {key}  {value}")
+    lines += [f"  web page       {web_config} points at this API: open web/index.html in a browser",
+              "Try it (a serverless endpoint's first answer can take a minute; the API says 503 until then):",
+              f"  curl -sS -X POST {api}/score -H 'content-type: application/json' "
+              f"-d '{json.dumps({'review': EXAMPLE_REVIEW})}'"]
+    if "InputBucketName" in found and "OutputBucketName" in found:
+        lines.append(f"  aws s3 cp reviews.txt s3://{found['InputBucketName']}/reviews.txt && "
+                     f"aws s3 ls s3://{found['OutputBucketName']}/")
+    lines.append(f"Remove it all with: critic destroy --stack-name {stack} --region {region}")
+    print("\n".join(lines), file=out)
+
+
+# --------------------------------------------------------------------------- #
+# destroy
+# --------------------------------------------------------------------------- #
+
+def _destroy_assumptions(stack: str, template: Template) -> dict:
+    return {
+        "GetCallerIdentity": Answer({"Account": DRY_RUN_ACCOUNT, "Arn": "arn", "UserId": "user"},
+                                    note=f"your account id is shown as {DRY_RUN_ACCOUNT}"),
+        "DescribeStacks": [
+            Answer({"Stacks": [{"StackName": stack, "StackStatus": "UPDATE_COMPLETE", "CreationTime": "2025-01-01"}]},
+                   note="the stack exists"),
+            missing("ValidationError", 400, f"Stack with id {stack} does not exist",
+                    note="polled every 15 s until the stack is gone"),
+        ],
+        "DescribeStackResources": Answer(
+            {"StackResources": [{"LogicalResourceId": name, "ResourceType": kind, "PhysicalResourceId": f"<{name}>",
+                                 "StackName": stack, "ResourceStatus": "CREATE_COMPLETE", "Timestamp": "2025-01-01"}
+                                for name, kind in template.retained.items()]},
+            note="its retained resources are shown as <LogicalId>"),
+        "HeadBucket": Answer(note="the bucket exists"),
+        "ListObjectVersions": Answer(note="repeated, 1,000 versions a page, with DeleteObjects for each page"),
+    }
+
+
+def destroy(options: DestroyOptions, *, paths: Paths | None = None, interactive: bool | None = None,
+            ask: Callable[[str], bool] = _ask, out=None, delay: int = 15) -> int:
+    paths = paths or Paths()
+    out = out or sys.stdout
+    config = sam.read_config(paths.samconfig)
+    stack_name = options.stack or config.get("stack_name") or DEFAULT_STACK
+    region = region_of(options.region, config.get("region"))
+    template = read_template(paths.template)
+    interactive = _interactive() if interactive is None else interactive
+    if not (interactive or options.yes or options.dry_run):
+        raise UsageError("not a terminal: pass --yes to delete without being asked")
+    if options.dry_run:
+        ctx = DryRun(region, _destroy_assumptions(stack_name, template), out=out)
+        ctx.print(f"# critic destroy --dry-run: stack {stack_name} in {region}; nothing is called or deleted")
+    else:
+        ctx = Live(region)
+
+    with aws_errors(), ctx.narrating():
+        account = caller_account(ctx)
+        cfn, s3 = ctx.client("cloudformation"), ctx.client("s3")
+        stack = describe(cfn, stack_name)
+        kept: list[Kept] = []
+        if stack is not None:
+            status = stack["StackStatus"]
+            if status.endswith("_IN_PROGRESS") and status not in ("DELETE_IN_PROGRESS", "REVIEW_IN_PROGRESS"):
+                raise AwsError(f"stack {stack_name} in {region} is {status}: wait until that operation ends, "
+                               "then run critic destroy again")
+            kept = retained_resources(cfn, stack_name, template)
+            if kept:
+                say("deleting the stack keeps (DeletionPolicy: Retain): "
+                    + ", ".join(f"{k.physical_id} ({k.logical_id})" for k in kept))
+        doomed = list(dict.fromkeys(options.delete_buckets))
+        if stack is None and not doomed:
+            say(f"there is no stack {stack_name} in {region}: nothing to delete")
+        elif not (options.yes or options.dry_run):
+            what = [f"stack {stack_name} in {region}"] if stack is not None else []
+            what += [f"bucket {b} with every object version in it" for b in doomed]
+            if not ask(f"Delete {' and '.join(what)}? This cannot be undone."):
+                say("nothing deleted")
+                return 1
+        if stack is not None:
+            say(f"deleting stack {stack_name} in {region} (the SageMaker endpoint takes a few minutes)")
+            delete(cfn, stack_name, region, already_deleting=stack["StackStatus"] == "DELETE_IN_PROGRESS",
+                   delay=delay)
+        for bucket in doomed:
+            if not empty_and_delete(s3, bucket, account):
+                say(f"there is no bucket {bucket}: nothing to delete")
+        artifact_bucket = artifact_bucket_name(account, region)
+        artifact_left = artifact_bucket not in doomed and bucket_exists(s3, artifact_bucket, account)
+
+    if ctx.dry_run:
+        ctx.print("# dry run: nothing was called or deleted")
+        return 0
+    _report_kept(stack_name if stack is not None else None, region,
+                 [k for k in kept if k.physical_id not in doomed], artifact_bucket if artifact_left else None, out)
+    return 0
+
+
+def _report_kept(stack: str | None, region: str, kept: list[Kept], artifact_bucket: str | None, out) -> None:
+    lines = [f"Deleted stack {stack} in {region}." if stack else f"No stack deleted in {region}."]
+    buckets = [k.physical_id for k in kept if k.type == "AWS::S3::Bucket"]
+    if kept or artifact_bucket:
+        lines.append("Kept, because they hold data (DeletionPolicy: Retain):")
+        for k in kept:
+            lines.append(f"  {k.physical_id}  ({k.logical_id}, {k.type})")
+        if artifact_bucket:
+            lines.append(f"  {artifact_bucket}  (the model artifacts critic deploy uploads; shared by every "
+                         f"Critic stack of this account in {region})")
+            buckets.append(artifact_bucket)
+    if buckets:
+        lines.append("To delete them and every object version in them (cannot be undone):")
+        lines.append(f"  critic destroy --region {region} --yes "
+                     + " ".join(f"--delete-bucket {b}" for b in buckets))
+        if artifact_bucket:
+            lines.append(f"  (the artifact bucket is not versioned: `aws s3 rb s3://{artifact_bucket} --force` "
+                         "removes it too)")
+    lines.append("Also kept: the SAM CLI's packaging bucket (stack aws-sam-cli-managed-default, shared by every "
+                 "SAM project in the region) and, if you trained on SageMaker, the training bucket.")
+    print("\n".join(lines), file=out)
