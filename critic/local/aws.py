@@ -25,7 +25,7 @@ _SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
 
 
 class AwsEndpoint:
-    def __init__(self, jobs: TransformJobs, endpoint: Endpoint, after_s3_change: Callable[[], None],
+    def __init__(self, jobs: TransformJobs, endpoint: Endpoint, after_s3_change: Callable[[str], None],
                  info: Callable[[], dict]):
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.jobs = jobs
@@ -52,6 +52,6 @@ class AwsEndpoint:
                 request.headers.get("Content-Type", ""), request.headers.get("Accept", ""))
             return Response(body, status=status, headers=headers)(environ, start_response)
         result = self.moto(environ, start_response)
-        if environ.get("REQUEST_METHOD") in ("PUT", "DELETE") and service in (None, "s3"):
-            self.after_s3_change()  # a bucket may have been created or deleted
+        if environ.get("REQUEST_METHOD") in ("PUT", "DELETE", "POST") and service in (None, "s3"):
+            self.after_s3_change(environ["REQUEST_METHOD"])  # buckets created or deleted, objects deleted
         return result

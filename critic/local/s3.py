@@ -6,10 +6,12 @@ persistent, with the notifications AWS would send.
   notification hook; this module listens there, writes the object to the data
   folder (so it survives a restart) and hands ObjectCreated events to the
   notifier, which builds the event S3 sends.
-- Buckets are saved when they are created or deleted; on start, everything is
-  loaded back into moto without sending notifications.
+- Buckets are saved when they are created or deleted, and after a DELETE the
+  saved objects are checked (moto sends no event for a delete marker); on
+  start, everything is loaded back into moto without sending notifications.
 
-Only the latest version of each object is kept across restarts.
+Only the latest version of each object is kept across restarts (with its
+VersionId, ETag, metadata and last-modified time).
 """
 from __future__ import annotations
 
@@ -67,6 +69,7 @@ class S3Store:
         self.folder = folder
         self.region = region
         self._lock = threading.Lock()
+        self._saved: set[tuple[str, str]] = set()  # (bucket, key) of the objects kept on disk
 
     # -- start ------------------------------------------------------------- #
 
@@ -91,6 +94,9 @@ class S3Store:
                                     disable_notification=True)
                 key.set_metadata(dict(info.get("metadata") or {}))
                 key.last_modified = datetime.datetime.fromisoformat(info["last_modified"])
+                if info.get("version_id") and key.version_id != "null":
+                    key._version_id = info["version_id"]  # the same VersionId as before the restart
+                self._saved.add((meta["name"], info["key"]))
                 count += 1
         return count
 
@@ -115,14 +121,34 @@ class S3Store:
         if not (event_name.startswith("s3:ObjectCreated") or event_name.startswith("s3:ObjectRemoved")):
             return
         self.sync_buckets()
-        current = bucket.keys.get(key.name)
+        self._sync_key(bucket, key.name)
+
+    def sync_deletions(self) -> None:
+        """Forget saved objects that are gone (moto sends no event when a
+        versioned bucket gets a delete marker)."""
+        s3 = backend()
+        for bucket_name, key_name in list(self._saved):
+            bucket = s3.buckets.get(bucket_name)
+            if bucket is None:
+                self._saved.discard((bucket_name, key_name))
+            else:
+                self._sync_key(bucket, key_name)
+
+    def _sync_key(self, bucket, key_name: str) -> None:
+        current = bucket.keys.get(key_name)
         folder = self.folder / bucket.name / "objects"
-        base = folder / _safe(key.name)
+        base = folder / _safe(key_name)
         with self._lock:
             if current is None or not hasattr(current, "value"):  # deleted, or a delete marker
                 base.with_suffix(".json").unlink(missing_ok=True)
                 base.with_suffix(".data").unlink(missing_ok=True)
+                self._saved.discard((bucket.name, key_name))
                 return
+            if (bucket.name, key_name) in self._saved and base.with_suffix(".json").is_file():
+                saved = json.loads(base.with_suffix(".json").read_text())
+                if saved.get("version_id") == current.version_id and saved.get("etag") == current.etag.strip('"'):
+                    return  # already on disk
+            self._saved.add((bucket.name, key_name))
             folder.mkdir(parents=True, exist_ok=True)
             tmp = base.with_suffix(f".tmp{os.getpid()}")
             tmp.write_bytes(current.value)
@@ -132,6 +158,7 @@ class S3Store:
                 "etag": current.etag.strip('"'),
                 "metadata": dict(current.metadata),
                 "last_modified": current.last_modified.isoformat(),
+                "version_id": current.version_id,
             })
 
 

@@ -254,7 +254,12 @@ class Stack:
         endpoint = Endpoint(template.endpoints, region, container.invoke)
 
         # Servers.
-        aws_app = AwsEndpoint(self.jobs, endpoint, store.sync_buckets, self.info)
+        def after_s3_change(method: str) -> None:
+            store.sync_buckets()
+            if method in ("DELETE", "POST"):  # DeleteObject(s)
+                store.sync_deletions()
+
+        aws_app = AwsEndpoint(self.jobs, endpoint, after_s3_change, self.info)
         self.servers.append(_Server("aws-endpoint", options.host, options.aws_port, aws_app, _AwsHandler))
         functions = self.functions
         api = template.apis[0] if template.apis else None

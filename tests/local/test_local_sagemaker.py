@@ -57,7 +57,8 @@ def service(tmp_path_factory):
             return InvocationResult(415, b"unsupported content type 'image/png'", "text/plain")
         return InvocationResult(200, b'{"label": "positive", "score": 0.9}', "application/json")
 
-    app = AwsEndpoint(jobs, Endpoint(["critic-endpoint"], "us-east-1", invoke), lambda: None, lambda: {"ok": True})
+    app = AwsEndpoint(jobs, Endpoint(["critic-endpoint"], "us-east-1", invoke), lambda method: None,
+                      lambda: {"ok": True})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}"

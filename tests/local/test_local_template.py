@@ -171,3 +171,36 @@ def test_env_vars_file_for_sam_local_invoke(repo_root, tmp_path):
     assert content["BatchFunction"]["AWS_ENDPOINT_URL_S3"] == "http://host.docker.internal:4566"
     assert content["BatchFunction"]["OUTPUT_BUCKET"] == read_template(
         repo_root / "template.yaml").function("BatchFunction").environment["OUTPUT_BUCKET"]
+
+
+def test_s3_objects_survive_a_restart_with_their_identity(tmp_path):
+    import uuid
+
+    from critic.local import s3 as local_s3
+
+    backend = local_s3.backend()
+    name = f"keep-{uuid.uuid4().hex[:10]}"
+    backend.create_bucket(name, "us-east-1")
+    backend.put_bucket_versioning(name, "Enabled")
+    store = local_s3.S3Store(tmp_path / "s3", "us-east-1")
+    local_s3._listeners.append(store.on_object_event)
+    try:
+        key = backend.put_object(name, "dir/a b.txt", b"hello")
+        key.set_metadata({"Content-Type": "text/plain"})
+        backend.put_object(name, "dir/a b.txt", b"hello again")  # a second version: the latest is kept
+        backend.put_object(name, "gone.txt", b"x")
+        backend.delete_object(name, "gone.txt")  # a delete marker: moto sends no event
+        store.sync_deletions()  # what the endpoint does after a DELETE
+    finally:
+        local_s3._listeners.remove(store.on_object_event)
+    latest = backend.buckets[name].keys.get("dir/a b.txt")
+    identity = (latest.version_id, latest.etag, latest.size)
+    # A new process: moto starts empty, the store loads what it kept.
+    backend.buckets.pop(name)
+    local_s3.s3_backends.bucket_accounts.pop(name, None)
+    assert local_s3.S3Store(tmp_path / "s3", "us-east-1").restore() == 1
+    restored = backend.buckets[name].keys.get("dir/a b.txt")
+    assert (restored.version_id, restored.etag, restored.size) == identity
+    assert restored.value == b"hello again"
+    assert backend.buckets[name].keys.get("gone.txt") is None or not hasattr(
+        backend.buckets[name].keys.get("gone.txt"), "value")
