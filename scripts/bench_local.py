@@ -9,8 +9,11 @@ Starts `critic serve` on free ports with a fresh data folder, then measures:
 - memory: proportional set size (PSS) of the whole stack (the server, its
   model workers and its Lambda environments) after the runs.
 
+The stack runs as `make run` starts it (default settings). The figures depend
+on the machine and on what else runs on it.
+
 Usage: .venv/bin/python scripts/bench_local.py [--artifact model.tar.gz]
-       [--imdb aclImdb_v1.tar.gz | --reviews FILE] [--requests 400]
+       [--imdb aclImdb_v1.tar.gz | --reviews FILE] [--requests 400] [--skip-batch]
 """
 from __future__ import annotations
 
@@ -50,7 +53,7 @@ def start(artifact: Path, data: Path) -> tuple[subprocess.Popen, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "critic", "serve", "--artifact", str(artifact), "--data", str(data), "--fresh",
-         "--aws-port", str(aws_port), "--api-port", str(api_port), "--lambda-concurrency", "16"],
+         "--aws-port", str(aws_port), "--api-port", str(api_port)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     ready = threading.Event()
 

@@ -94,7 +94,7 @@ def main() -> None:
             try:
                 answer = {"result": handler(request["event"], context)}
             except Exception as error:  # noqa: BLE001 - the invocation's error, as Lambda reports it
-                answer = {"error": _error(error)}
+                answer = {"error": {**_error(error), "requestId": context.aws_request_id}}
                 print(f"[ERROR] {type(error).__name__}: {error}", file=sys.stderr)
                 traceback.print_exc(file=sys.stderr)
         elapsed = (time.perf_counter() - started) * 1000
