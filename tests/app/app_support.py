@@ -1,10 +1,10 @@
 """Shared by the SAM application's tests: the environment template.yaml gives
-the handlers (set before any handler is imported), sample events, a Lambda
-context."""
+the handlers, sample events, a Lambda context."""
 from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +25,23 @@ ENV = {
     "MAX_PAYLOAD_MB": "1",
     "POWERTOOLS_METRICS_NAMESPACE": "Critic",
 }
-for _name, _value in ENV.items():
-    os.environ[_name] = _value
-for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"):
-    os.environ.pop(_name, None)
-os.environ["AWS_ACCESS_KEY_ID"] = "testing"
-os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
-os.environ.pop("AWS_SESSION_TOKEN", None)
+ENDPOINT_OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER",
+                       "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
+
+
+@contextmanager
+def handler_environment(**extra: str):
+    """The environment a handler module reads when imported (its clients are
+    made then); the process's own environment is restored afterwards."""
+    saved = dict(os.environ)
+    os.environ.update({**ENV, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", **extra})
+    for name in (*ENDPOINT_OVERRIDES, "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @dataclass

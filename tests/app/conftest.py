@@ -4,12 +4,20 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
 
 import boto3
 import pytest
 
-from app_support import FakeLambdaContext
+from app_support import ENDPOINT_OVERRIDES, FakeLambdaContext, handler_environment
+
+
+@pytest.fixture(autouse=True)
+def _aws_of_the_tests(monkeypatch):
+    """Clients made by a test talk to moto or a Stubber in us-east-1, never to
+    a local stack the developer's shell may point AWS_ENDPOINT_URL_* at."""
+    for name in ENDPOINT_OVERRIDES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
 @pytest.fixture
@@ -18,8 +26,8 @@ def context() -> FakeLambdaContext:
 
 
 def _handler(service: str, module: str):
-    os.environ["POWERTOOLS_SERVICE_NAME"] = service
-    return importlib.import_module(module)
+    with handler_environment(POWERTOOLS_SERVICE_NAME=service):
+        return importlib.import_module(module)
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +52,8 @@ def fresh_client(monkeypatch):
 
     def replace(module, attribute: str, service: str):
         old = getattr(module, attribute)
-        client = boto3.client(service, config=old.meta.config)
+        with handler_environment():
+            client = boto3.client(service, config=old.meta.config)
         monkeypatch.setattr(module, attribute, client)
         return client
 

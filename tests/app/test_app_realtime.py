@@ -12,7 +12,7 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, Re
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from app_support import REPO, load_event
+from app_support import REPO, handler_environment, load_event
 
 ORIGIN = "http://127.0.0.1:8000"
 
@@ -255,12 +255,12 @@ def test_client_fits_the_api_timeout(realtime):
     assert attempts * (config.connect_timeout + config.read_timeout) + 2 * (attempts - 1) < 28
 
 
-def test_allowed_origin_comes_from_the_environment(monkeypatch, context):
+def test_allowed_origin_comes_from_the_environment(context):
     """With ALLOWED_ORIGIN set to one origin, only that origin gets CORS headers."""
-    monkeypatch.setenv("ALLOWED_ORIGIN", "https://critic.example.com")
     spec = importlib.util.spec_from_file_location("realtime_one_origin", REPO / "functions" / "realtime" / "app.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with handler_environment(ALLOWED_ORIGIN="https://critic.example.com", POWERTOOLS_SERVICE_NAME="critic-realtime"):
+        spec.loader.exec_module(module)
     status, _, headers = call(module, request('{"review": " "}', origin="https://critic.example.com"), context)
     assert status == 400 and headers["access-control-allow-origin"] == "https://critic.example.com"
     assert headers["access-control-expose-headers"] == "Retry-After"
