@@ -130,8 +130,8 @@
       throw new Shown(message || `The API refused the review (HTTP ${response.status}).`);
     }
     if (!response.ok) {
-      throw new Shown(`The API failed (HTTP ${response.status})${message ? `: ${message}` : "."} ` +
-        "Try again in a moment.");
+      const reason = message ? `: ${message.replace(/[.!]*$/, ".")}` : ".";
+      throw new Shown(`The API failed (HTTP ${response.status})${reason} Try again in a moment.`);
     }
     if (!isVerdict(body)) {
       throw new Shown("The API answered, but not with a verdict this page understands.");

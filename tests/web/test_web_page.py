@@ -1,0 +1,397 @@
+"""The web page in real headless Chromium against the running local stack.
+
+Every test watches the page: a JavaScript error, a Content-Security-Policy
+violation, a dialog, an unexpected console error or a request to anywhere but
+the stack fails it. Each state leaves a screenshot at desktop and phone width
+under test-output/web/ (or $CRITIC_TEST_OUTPUT/web/).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+import critic
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(not CHROMIUM.exists(),
+                                 reason=f"{CHROMIUM} is missing: install Debian's chromium (make browser)")]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 375, "height": 740}
+XSS = "<img src=x onerror=alert(1)>"
+START_TIMEOUT = 180  # seconds for `critic serve` to load the model and print its banner
+
+POSITIVE_REVIEW = ("An absolute delight from start to finish. The acting is superb, the story is moving "
+                   "and beautifully told, and the music is wonderful. One of the best films of the year; "
+                   "I loved every minute and can't wait to see it again.")
+NEGATIVE_REVIEW = ("Dreadful. The plot is a mess, the acting is wooden and the dialogue is laughably bad. "
+                   "I was bored out of my mind and walked out halfway through. A total waste of time "
+                   "and money, easily the worst film I have seen this year.")
+
+expect.set_options(timeout=60_000)  # scoring on a shared 2-core machine; a wait, not an assertion
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post_score(api: str, review: str) -> tuple[int, dict]:
+    """What the API itself answers, to compare the page with."""
+    request = urllib.request.Request(f"{api}/score", data=json.dumps({"review": review}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def output_dir(repo_root) -> Path:
+    root = Path(os.environ.get("CRITIC_TEST_OUTPUT", repo_root / "test-output"))
+    folder = root / "web"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Stack:
+    url: str
+    shipped: bool
+
+
+@pytest.fixture(scope="module")
+def stack(request, repo_root, tmp_path_factory):
+    """`critic serve` on free ports with a temporary data folder, serving the
+    shipped model when it exists (else the tiny test model)."""
+    shipped = critic.SHIPPED_ARTIFACT.is_file()
+    artifact = critic.SHIPPED_ARTIFACT if shipped else request.getfixturevalue("tiny_artifact")
+    folder = tmp_path_factory.mktemp("web-stack")
+    api_port, aws_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CRITIC_"))}
+    log = open(folder / "serve.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "critic", "serve", "--artifact", str(artifact), "--data", str(folder / "data"),
+         "--fresh", "--api-port", str(api_port), "--aws-port", str(aws_port)],
+        cwd=repo_root, env=env, stdout=subprocess.PIPE, stderr=log)
+    ready = threading.Event()
+
+    def read_banner() -> None:
+        for line in process.stdout:
+            if line.startswith(b"Ctrl-C stops everything"):
+                ready.set()
+        ready.set()  # exited
+
+    threading.Thread(target=read_banner, daemon=True).start()
+    try:
+        if not ready.wait(START_TIMEOUT) or process.poll() is not None:
+            raise AssertionError("critic serve did not start:\n" + (folder / "serve.log").read_text()[-3000:])
+        yield Stack(f"http://127.0.0.1:{api_port}", shipped)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@dataclass
+class Watch:
+    """What a page did that a test did not ask for."""
+    origins: set[str]
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def attach(self, page: Page) -> None:
+        page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text))
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("request", lambda request: self.requests.append(request.url))
+
+    def check(self, page: Page, allowed_console: tuple[str, ...] = ()) -> None:
+        violations = page.evaluate("window.__cspViolations")
+        assert violations == [], f"Content-Security-Policy violations: {violations}"
+        assert self.page_errors == [], f"JavaScript errors: {self.page_errors}"
+        assert self.dialogs == [], f"dialogs opened: {self.dialogs}"
+        unexpected = [text for text in self.console_errors
+                      if not any(re.search(pattern, text) for pattern in allowed_console)]
+        assert unexpected == [], f"console errors: {unexpected}"
+        strangers = [url for url in self.requests
+                     if not any(url.startswith(origin + "/") or url == origin for origin in self.origins)]
+        assert strangers == [], f"requests to other places: {strangers}"
+
+
+@pytest.fixture
+def open_page(browser, stack):
+    """open_page(query="") -> (page, watch): the page as served by the local stack."""
+    contexts = []
+
+    def open_(query: str = "", extra_origins: tuple[str, ...] = (), base: str | None = None) -> tuple[Page, Watch]:
+        context = browser.new_context(viewport=DESKTOP, reduced_motion="reduce")
+        contexts.append(context)
+        context.add_init_script(
+            "window.__cspViolations = [];"
+            "document.addEventListener('securitypolicyviolation', e =>"
+            " window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
+        page = context.new_page()
+        watch = Watch(origins={stack.url, *extra_origins})
+        watch.attach(page)
+        page.goto(f"{base or stack.url}/{query}")
+        expect(page.get_by_role("heading", name="Critic")).to_be_visible()
+        return page, watch
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def snap(output_dir):
+    """snap(page, state): screenshots at desktop and phone width; the page must fit a phone."""
+    def snap_(page: Page, state: str) -> None:
+        page.screenshot(path=output_dir / f"{state}-desktop.png", full_page=True)
+        page.set_viewport_size(PHONE)
+        page.screenshot(path=output_dir / f"{state}-phone.png", full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{state}: the page is {overflow}px wider than a phone screen"
+        page.set_viewport_size(DESKTOP)
+    return snap_
+
+
+def review_box(page: Page):
+    return page.get_by_label("Your review")
+
+
+def submit(page: Page):
+    return page.get_by_role("button", name="Score review")
+
+
+def meter(page: Page):
+    return page.get_by_role("meter", name="Probability the review is positive")
+
+
+def shows_verdict(page: Page, label: str, api_score: float) -> None:
+    """The page shows the API's label, and its probability on the bar."""
+    expect(page.locator("#verdict-label")).to_have_text(label.capitalize())
+    percent = round(api_score * 100)
+    expect(meter(page)).to_have_attribute("aria-valuenow", str(percent))
+    expect(meter(page)).to_have_attribute("aria-valuetext", f"{percent}% likely positive")
+    shown = percent if label == "positive" else 100 - percent
+    expect(page.locator("#probability")).to_have_text(f"{shown}% likely {label}")
+    bar = meter(page).bounding_box()
+    fill = page.locator("#meter-fill").bounding_box()
+    assert fill["width"] / bar["width"] == pytest.approx(api_score, abs=0.01)
+
+
+@pytest.fixture
+def shipped_stack(stack):
+    if not stack.shipped:
+        pytest.skip(f"needs the shipped model {critic.SHIPPED_ARTIFACT} (train it with `critic train`); "
+                    "a tiny test model cannot be trusted with these verdicts")
+    return stack
+
+
+def test_clearly_positive_review_is_positive(shipped_stack, open_page, snap):
+    status, answer = post_score(shipped_stack.url, POSITIVE_REVIEW)
+    assert (status, answer["label"]) == (200, "positive")
+    page, watch = open_page()
+    review_box(page).fill(POSITIVE_REVIEW)
+    submit(page).click()
+    shows_verdict(page, "positive", answer["score"])
+    expect(page.locator("#scored-review")).to_have_text(POSITIVE_REVIEW)
+    snap(page, "positive")
+    watch.check(page)
+
+
+def test_clearly_negative_review_is_negative_with_ctrl_enter(shipped_stack, open_page, snap):
+    status, answer = post_score(shipped_stack.url, NEGATIVE_REVIEW)
+    assert (status, answer["label"]) == (200, "negative")
+    page, watch = open_page()
+    review_box(page).fill(NEGATIVE_REVIEW)
+    review_box(page).press("Control+Enter")
+    shows_verdict(page, "negative", answer["score"])
+    snap(page, "negative")
+    watch.check(page)
+
+
+def test_example_scores_with_one_click(stack, open_page, snap):
+    page, watch = open_page()
+    page.get_by_role("button", name="Mixed feelings").click()
+    example = review_box(page).input_value()
+    assert "falls flat" in example
+    _, answer = post_score(stack.url, example)
+    shows_verdict(page, answer["label"], answer["score"])
+    snap(page, "example")
+    watch.check(page)
+
+
+def test_empty_review_shows_the_apis_400_message(stack, open_page, snap):
+    status, answer = post_score(stack.url, "")
+    assert status == 400 and answer["message"].strip()
+    page, watch = open_page()
+    submit(page).click()
+    expect(page.get_by_role("alert")).to_have_text(answer["message"].strip())
+    expect(meter(page)).to_be_hidden()
+    snap(page, "empty-review")
+    watch.check(page, allowed_console=(r"Failed to load resource: .* 400",))
+
+
+def test_markup_in_a_review_is_text_and_runs_nothing(stack, open_page, snap):
+    review = f"{XSS} I loved it."
+    page, watch = open_page()
+    review_box(page).fill(review)
+    submit(page).click()
+    expect(page.locator("#scored-review")).to_have_text(review)
+    expect(page.get_by_text(XSS)).to_be_visible()
+    assert page.locator("img").count() == 0
+    assert page.evaluate("document.querySelectorAll('img, [onerror]').length") == 0
+    snap(page, "markup-review")
+    watch.check(page)
+    assert watch.dialogs == []
+    assert not [url for url in watch.requests if url.rstrip("/").endswith("/x")]
+
+
+def test_api_down_shows_a_clear_error(stack, open_page, snap):
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    page, watch = open_page(f"?api={down}", extra_origins=(down,))
+    expect(page.locator("#api-url")).to_have_text(f"{down}/score")
+    review_box(page).fill(POSITIVE_REVIEW)
+    submit(page).click()
+    expect(page.get_by_role("alert")).to_have_text(
+        f"Cannot reach the Critic API at {down}. Check that it is running and that you are connected, "
+        "then try again.")
+    snap(page, "api-down")
+    watch.check(page, allowed_console=(r"ERR_CONNECTION_REFUSED",))
+
+
+def test_page_opened_from_disk_talks_to_an_api_on_another_origin(stack, open_page, repo_root):
+    """As after `critic deploy`: web/index.html opened as a file, the API elsewhere
+    (a cross-origin POST with a CORS preflight, answered by the stack)."""
+    web = (repo_root / "web").as_uri()
+    page, watch = open_page(f"index.html?api={stack.url}", extra_origins=(web, stack.url), base=web)
+    review_box(page).fill(POSITIVE_REVIEW)
+    submit(page).click()
+    _, answer = post_score(stack.url, POSITIVE_REVIEW)
+    shows_verdict(page, answer["label"], answer["score"])
+    watch.check(page)
+
+
+def test_loading_state_while_the_api_works(stack, open_page, snap):
+    page, watch = open_page()
+    held = []
+    page.route("**/score", lambda route: held.append(route))  # held; the stack answers once released
+    review_box(page).fill(NEGATIVE_REVIEW)
+    submit(page).click()
+    expect(page.get_by_role("status").filter(has_text="Scoring…")).to_be_visible()
+    expect(page.locator("#verdict")).to_have_attribute("aria-busy", "true")
+    snap(page, "loading")
+    for _ in range(600):  # until Playwright has handed over the held request
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+    held[0].continue_()
+    expect(page.locator("#verdict-label")).not_to_be_empty()
+    expect(page.locator("#busy")).to_be_empty()
+    expect(page.locator("#verdict")).to_have_attribute("aria-busy", "false")
+    watch.check(page)
+
+
+@pytest.mark.parametrize("status, content_type, body, shown", [
+    (503, "text/html", "<h1>Service Unavailable</h1>", "The API failed (HTTP 503). Try again in a moment."),
+    (503, "application/json", '{"message": "The model is starting."}',
+     "The API failed (HTTP 503): The model is starting. Try again in a moment."),
+    (200, "application/json", '{"label": "<b>great</b>", "score": 2}',
+     "The API answered, but not with a verdict this page understands."),
+], ids=["html-503", "json-503", "bad-200"])
+def test_odd_answers_are_explained_and_never_rendered(stack, open_page, status, content_type, body, shown):
+    """Answers the local stack cannot be made to give (a gateway's HTML page, a
+    cold endpoint, a broken answer), put in its place by the browser."""
+    page, watch = open_page()
+    page.route("**/score", lambda route: route.fulfill(status=status, content_type=content_type, body=body))
+    review_box(page).fill(POSITIVE_REVIEW)
+    submit(page).click()
+    expect(page.get_by_role("alert")).to_have_text(shown)
+    assert page.locator("h1, b").count() == 1  # the page's own h1; none of the answer's markup
+    watch.check(page, allowed_console=(rf"Failed to load resource: .* {status}",))
+
+
+@pytest.mark.parametrize("api, complaint", [
+    ("http://example.com", "plain-http API address on another computer"),
+    ("javascript:alert(1)", "not http(s)"),
+])
+def test_unsafe_api_parameter_is_refused_before_sending(stack, open_page, api, complaint):
+    page, watch = open_page(f"?api={api}")
+    expect(page.get_by_role("alert")).to_contain_text(complaint)
+    review_box(page).fill(POSITIVE_REVIEW)
+    submit(page).click()
+    expect(page.get_by_role("alert")).to_contain_text(complaint)
+    watch.check(page)
+    assert not [url for url in watch.requests if "score" in url]
+
+
+def test_keyboard_and_screen_reader_semantics(stack, open_page):
+    page, watch = open_page()
+    assert review_box(page).evaluate("element => element.id") == "review"
+    expect(page.get_by_role("alert")).to_have_count(1)
+    expect(page.locator("#summary")).to_have_attribute("role", "status")
+    expect(page.locator("#busy")).to_have_attribute("role", "status")
+    review_box(page).focus()
+    page.keyboard.press("Tab")
+    expect(submit(page)).to_be_focused()
+    outline = submit(page).evaluate("element => getComputedStyle(element).outlineStyle")
+    assert outline != "none", "keyboard focus must be visible"
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="A rave")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(meter(page)).to_be_visible()
+    expect(meter(page)).to_have_attribute("aria-valuemin", "0")
+    expect(meter(page)).to_have_attribute("aria-valuemax", "100")
+    watch.check(page)
+
+
+def test_page_declares_a_strict_policy_and_loads_only_its_own_files(stack, open_page, repo_root):
+    page, watch = open_page()
+    policy = page.locator('meta[http-equiv="Content-Security-Policy"]').get_attribute("content")
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert directives["require-trusted-types-for"] == "'script'"
+    assert "unsafe" not in policy
+    assert {url.rsplit("/", 1)[-1] for url in watch.requests} >= {"", "app.js", "style.css", "config.js"}
+    # An HTML sink refuses a string under Trusted Types: markup cannot sneak in later either.
+    refused = page.evaluate("""() => { try { document.body.insertAdjacentHTML('beforeend', '<b>x</b>');
+                                         return false; } catch (e) { return e instanceof TypeError; } }""")
+    assert refused
+    page.evaluate("window.__cspViolations = []")  # the probe above is reported as a violation
+    watch.check(page, allowed_console=(r"TrustedHTML",))
