@@ -18,6 +18,7 @@ import gzip
 import logging
 import tempfile
 import threading
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -220,6 +221,8 @@ class TransformRunner:
                 raise JobStopped()
             try:
                 answer = self._invoke_with_timeout(body)
+            except JobStopped:
+                raise
             except TimeoutError:
                 problem, kind = f"the model did not answer within {job.timeout} s", "AlgorithmError"
             except Exception as error:  # noqa: BLE001 - any container failure fails the mini-batch
@@ -248,9 +251,14 @@ class TransformRunner:
 
         thread = threading.Thread(target=call, daemon=True, name=f"invoke-{self.job.name}")
         thread.start()
-        thread.join(self.job.timeout)
-        if thread.is_alive():
-            raise TimeoutError()
+        deadline = time.monotonic() + self.job.timeout
+        while thread.is_alive():
+            if self.stop.is_set():
+                raise JobStopped()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError()
+            thread.join(min(remaining, 0.2))
         if "error" in result:
             raise result["error"]
         return result["answer"]

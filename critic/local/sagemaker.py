@@ -172,6 +172,7 @@ class TransformJobs:
         self._jobs: dict[str, dict] = {}
         self._stops: dict[str, threading.Event] = {}
         self._lock = threading.RLock()
+        self._closing = False
         self._pool = ThreadPoolExecutor(max_jobs, thread_name_prefix="transform-job")
         self.folder.mkdir(parents=True, exist_ok=True)
 
@@ -356,8 +357,10 @@ class TransformJobs:
                                      progress=lambda key, n: LOG.debug("%s: %s: %d records", name, key, n))
             outputs = runner.run()
         except JobStopped:
+            if self._closing:  # the stack stops: the next start fails the job as interrupted
+                LOG.warning("transform job %s interrupted: the local stack is stopping", name)
+                return
             self._finish(name, "Stopped")
-            LOG.info("transform job %s stopped", name)
         except JobFailed as error:
             self._finish(name, "Failed", str(error))
             LOG.warning("transform job %s failed: %s", name, error)
@@ -374,9 +377,12 @@ class TransformJobs:
             self._stops.pop(name, None)
 
     def close(self) -> None:
+        """Stop running jobs where they are, leaving them InProgress on disk
+        (the next start fails them as interrupted: no half output is resumed)."""
+        self._closing = True
         for stop in list(self._stops.values()):
             stop.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --------------------------------------------------------------------------- #

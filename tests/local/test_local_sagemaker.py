@@ -210,6 +210,32 @@ def test_list_filters_sorts_and_pages(service):
     assert sorted(paginated) == names
 
 
+def test_shutdown_leaves_a_running_job_to_be_failed_on_restart(tmp_path, service):
+    bucket = bucket_with(service, "r.txt", b"x\n")
+    model = ModelDouble()
+    model.gate.clear()
+    from critic.local.stack import _S3ObjectStore
+
+    jobs = TransformJobs(tmp_path / "jobs", "us-east-1", [MODEL], lambda: _S3ObjectStore(service["s3"]), model,
+                         lambda job: None)
+    try:
+        jobs.create(request("cut-short", bucket, "r.txt"))
+        deadline = time.time() + 10
+        while model.calls == 0 and time.time() < deadline:
+            time.sleep(0.02)
+    finally:
+        threading.Timer(0.2, model.gate.set).start()
+        jobs.close()
+    assert json.loads((tmp_path / "jobs" / "cut-short.json").read_text())["TransformJobStatus"] == "InProgress"
+    again = TransformJobs(tmp_path / "jobs", "us-east-1", [MODEL], lambda: None, lambda *a: None, lambda job: None)
+    try:
+        assert again.load() == ["cut-short"]
+        assert again.describe({"TransformJobName": "cut-short"})["TransformJobStatus"] == "Failed"
+    finally:
+        again.close()
+    assert "out/r.txt.out" not in [o["Key"] for o in service["s3"].list_objects_v2(Bucket=bucket)["Contents"]]
+
+
 def test_a_job_running_at_shutdown_is_failed_on_restart(tmp_path):
     events = []
     folder = tmp_path / "jobs"
