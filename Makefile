@@ -10,7 +10,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test setup tools browser bench evaluate fuzz lock clean help
+.PHONY: run test setup tools browser bench evaluate deploy fuzz lock clean help
 
 help:
 	@echo "make run    start the local stack (S3, SageMaker, API, web page) on 127.0.0.1"
@@ -59,6 +59,12 @@ bench: setup
 
 evaluate: setup
 	$(BIN)/critic evaluate $(DATA_FLAG)
+
+# Deploy to AWS (README, "Deploy to AWS"), e.g. make deploy DEPLOY_ARGS="--region eu-west-1".
+# The us-east-1 default above serves the offline tools; a deployment uses your
+# region (AWS_REGION, ~/.aws/config, samconfig.toml or --region), not that one.
+deploy: setup $(SAM_VENV)/.installed
+	$(if $(filter file,$(origin AWS_DEFAULT_REGION)),env -u AWS_DEFAULT_REGION )$(BIN)/critic deploy $(DEPLOY_ARGS)
 
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests -k fuzz

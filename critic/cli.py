@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("train", "evaluate", "predict", "bench", "serve", "invoke", "score")
+COMMANDS = ("train", "evaluate", "predict", "bench", "serve", "invoke", "score", "deploy", "destroy")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -218,7 +218,12 @@ def deploy(options: DeployOptions, *, runner: Runner = run_command, paths: Paths
         bucket = options.bucket or artifact_bucket_name(account, region)
         ensure_bucket(s3, bucket, account, region)
         key = f"models/{digest}/model.tar.gz"
-        model_uri = upload(s3, path, bucket, key, account, digest) if path else f"s3://{bucket}/{key}"
+        if path:
+            model_uri = upload(s3, path, bucket, key, account, digest)
+        else:  # a dry run does not download
+            model_uri = f"s3://{bucket}/{key}"
+            say(f"s3.HeadObject, then s3.PutObject of the downloaded artifact to {model_uri}, "
+                "with ChecksumSHA256 = its SHA-256")
 
         overrides = {"ModelDataUrl": model_uri, **chosen}
         code = ctx.run(sam.deploy_command(sam_cli, stack=stack_name, region=region, overrides=overrides,

@@ -93,6 +93,7 @@ def _sdk():
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
     import sagemaker
+    import sagemaker.image_uris
     import sagemaker.pytorch
 
     return sagemaker
@@ -120,7 +121,7 @@ def hyperparameters(argv: list[str]) -> dict[str, object]:
 
     defaults = vars(train.parse_args([]))
     for token in argv:
-        if not token.startswith("-") or re.fullmatch(r"-[0-9.eE+-]+", token):
+        if not token.startswith("-") or re.fullmatch(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", token):
             continue  # a value
         name = token.lstrip("-").split("=", 1)[0].replace("-", "_")
         if not token.startswith("--") or name not in defaults:
@@ -159,7 +160,7 @@ def source_tarball(target: Path) -> Path:
 
 def training_image(region: str, instance_type: str) -> str:
     """The AWS PyTorch training image for the region and instance type, from the SDK's own table (offline)."""
-    from sagemaker import image_uris
+    image_uris = _sdk().image_uris
 
     try:
         return image_uris.retrieve("pytorch", region=region, version=FRAMEWORK_VERSION, py_version=PY_VERSION,
@@ -172,7 +173,7 @@ def training_image(region: str, instance_type: str) -> str:
 def estimator(session, *, role: str, instance_type: str, image_uri: str, source_uri: str,
               hyperparameters: dict, output_path: str, max_run: int):
     """The PyTorch estimator: script mode, model/train.py inside the source tarball."""
-    from sagemaker.pytorch import PyTorch
+    PyTorch = _sdk().pytorch.PyTorch  # noqa: N806
 
     return PyTorch(
         entry_point=ENTRY_POINT,
