@@ -244,13 +244,18 @@ class AsyncInvoker:
         self._stopping = threading.Event()
         self._inflight = 0
         self._idle = threading.Condition()
+        self._queued: dict = {}  # future -> (function, event, source), until it runs
 
     def submit(self, function: LambdaFunction, event: dict, source: str) -> None:
         with self._idle:
             self._inflight += 1
-        self._pool.submit(self._run, function, event, source)
+            future = self._pool.submit(self._run, function, event, source)
+            if not future.done():
+                self._queued[future] = (function, event, source)
 
     def _run(self, function: LambdaFunction, event: dict, source: str) -> None:
+        with self._idle:
+            self._queued = {f: item for f, item in self._queued.items() if not (f.running() or f.done())}
         try:
             retries = min(function.spec.maximum_retry_attempts, len(self.retry_delays))
             attempts = 0
@@ -309,7 +314,14 @@ class AsyncInvoker:
         return True
 
     def close(self) -> None:
+        """Stop: events still queued are written to the dead letters, not lost."""
         self._stopping.set()
+        with self._idle:
+            queued, self._queued = self._queued, {}
+        for future, (function, event, source) in queued.items():
+            if future.cancel():
+                self._dead_letter(function, event, source, {"errorType": "LocalStackStopped",
+                                  "errorMessage": "the local stack stopped before delivering this event"}, 0)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
