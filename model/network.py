@@ -54,7 +54,8 @@ class SentimentLSTM(nn.Module):
                 bidirectional=config.bidirectional,
                 dropout=config.dropout if config.num_layers > 1 else 0.0,
             )
-            features += config.hidden_dim * (2 if config.bidirectional else 1)
+            self.lstm_features = config.hidden_dim * (2 if config.bidirectional else 1)
+            features += self.lstm_features
         if config.ngram_size:
             self.bag = nn.EmbeddingBag(config.ngram_size, config.bag_dim, mode="mean")
             features += config.bag_dim
@@ -68,10 +69,13 @@ class SentimentLSTM(nn.Module):
         lengths: torch.Tensor,  # (B,) real lengths, >= 1, on the CPU
         ngrams: torch.Tensor | None = None,  # (N,) bag ids of all reviews, concatenated
         ngram_offsets: torch.Tensor | None = None,  # (B,) where each review's ids start
+        lstm: bool = True,  # False: the LSTM's features read as zeros (first training phase)
     ) -> torch.Tensor:
         """Logits of P(positive), shape (B,)."""
         parts = []
-        if self.config.use_lstm:
+        if self.config.use_lstm and not lstm:
+            parts.append(tokens.new_zeros(len(lengths), self.lstm_features, dtype=torch.float))
+        elif self.config.use_lstm:
             packed = pack_padded_sequence(
                 self.embedding(tokens), lengths, batch_first=True, enforce_sorted=False
             )

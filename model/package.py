@@ -54,6 +54,7 @@ def package(model_dir: Path, artifact: Path) -> Path:
         with tarfile.open(tmp, "w:gz") as tar:
             for name in (WEIGHTS, VOCAB, CONFIG, "code"):
                 tar.add(model_dir / name, arcname=name, filter=_clean)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, artifact)
     finally:
         Path(tmp).unlink(missing_ok=True)

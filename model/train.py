@@ -56,6 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-lstm", action="store_true", help="ablation: the bag branch alone")
     # optimisation
     p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--bag-epochs", type=int, default=0,
+                   help="first train the bag branch alone for this many epochs, then freeze it and "
+                        "train the LSTM on what the bag misses (0: train both together)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
@@ -91,13 +94,13 @@ def batches(encoded, labels, batch_size, rng):
 
 
 @torch.no_grad()
-def evaluate(network, encoded, labels, batch_size=512):
+def evaluate(network, encoded, labels, batch_size=512, lstm=True):
     network.eval()
     probs = [0.0] * len(encoded)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        for i, p in zip(chunk, torch.sigmoid(network(*collate([encoded[i] for i in chunk]))).tolist()):
+        for i, p in zip(chunk, torch.sigmoid(network(*collate([encoded[i] for i in chunk]), lstm=lstm)).tolist()):
             probs[i] = p
     eps = 1e-7
     loss = -sum(math.log(p + eps) if y else math.log(1 - p + eps) for p, y in zip(probs, labels)) / len(labels)
@@ -143,7 +146,24 @@ def main(argv=None) -> dict:
     valid_encoded = [vocabulary.encode(t, config.max_len) for t in valid_tokens]
 
     network = SentimentLSTM(config)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    two_phase = bool(args.bag_epochs and config.use_lstm and config.ngram_size)
+    if two_phase:
+        # The head reads the LSTM's features through zero weights until phase
+        # two: the phase-one model is exactly the bag model.
+        with torch.no_grad():
+            network.head.weight[:, : network.lstm_features] = 0
+
+    def make_optimizer(phase: int):
+        if phase == 2:  # the bag branch is frozen; the LSTM learns what it misses
+            for p in network.bag.parameters():
+                p.requires_grad_(False)
+        params = [p for p in network.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+
+    def phase_of(epoch: int) -> int:
+        return 1 if two_phase and epoch <= args.bag_epochs else 2
+
+    optimizer = make_optimizer(phase_of(1))
     loss_fn = torch.nn.BCEWithLogitsLoss()
     history: list[dict] = []
     best = {"valid_loss": float("inf"), "epoch": 0, "state": None}
@@ -152,9 +172,11 @@ def main(argv=None) -> dict:
     if args.resume and checkpoint_path.exists():
         checkpoint = torch.load(checkpoint_path, weights_only=True)
         network.load_state_dict(checkpoint["network"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
         history, best = checkpoint["history"], checkpoint["best"]
         first_epoch = len(history) + 1
+        optimizer = make_optimizer(phase_of(first_epoch))
+        if phase_of(first_epoch) == phase_of(first_epoch - 1):  # else a new phase starts afresh
+            optimizer.load_state_dict(checkpoint["optimizer"])
         print(f"resuming after epoch {len(history)}", file=sys.stderr)
     rng = random.Random(args.seed)
     for _ in range(first_epoch - 1):  # replay the batch order of the epochs done
@@ -162,12 +184,17 @@ def main(argv=None) -> dict:
 
     steps_per_epoch = math.ceil(len(train_encoded) / args.batch_size)
     for epoch in range(first_epoch, args.epochs + 1):
+        phase = phase_of(epoch)
+        if phase == 2 and epoch > 1 and phase_of(epoch - 1) == 1:
+            network.load_state_dict(best["state"])  # the best bag model, then the LSTM on top
+            optimizer = make_optimizer(2)
+            print(f"phase two: bag frozen, training the LSTM from epoch {epoch}", file=sys.stderr)
         network.train()
         epoch_started, seen, total_loss, correct = time.time(), 0, 0.0, 0
         bar = tqdm(batches(train_encoded, train_labels, args.batch_size, rng), total=steps_per_epoch,
                    desc=f"epoch {epoch}/{args.epochs}", unit=" batches")
         for inputs, targets in bar:
-            logits = network(*inputs)
+            logits = network(*inputs, lstm=phase == 2)
             loss = loss_fn(logits, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -178,9 +205,9 @@ def main(argv=None) -> dict:
             correct += int(((logits > 0).float() == targets).sum())
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
 
-        valid_loss, valid_probs = evaluate(network, valid_encoded, valid_labels)
+        valid_loss, valid_probs = evaluate(network, valid_encoded, valid_labels, lstm=phase == 2)
         valid_acc = sum((p > 0.5) == bool(y) for p, y in zip(valid_probs, valid_labels)) / len(valid_labels)
-        history.append({"epoch": epoch, "train_loss": total_loss / seen, "train_acc": correct / seen,
+        history.append({"epoch": epoch, "phase": phase, "train_loss": total_loss / seen, "train_acc": correct / seen,
                         "valid_loss": valid_loss, "valid_acc": valid_acc,
                         "seconds": round(time.time() - epoch_started, 1)})
         # SageMaker's metric definitions read these lines from the log.
@@ -192,7 +219,7 @@ def main(argv=None) -> dict:
         torch.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
                     "history": history, "best": best}, checkpoint_path.with_suffix(".tmp"))
         checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
-        if epoch - best["epoch"] >= args.patience:
+        if epoch - best["epoch"] >= args.patience and (phase == 2 or not two_phase):
             print(f"early stop: no validation gain since epoch {best['epoch']}", file=sys.stderr)
             break
 
