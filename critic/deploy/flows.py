@@ -228,6 +228,13 @@ def deploy(options: DeployOptions, *, runner: Runner = run_command, paths: Paths
         overrides = {"ModelDataUrl": model_uri, **chosen}
         code = ctx.run(sam.deploy_command(sam_cli, stack=stack_name, region=region, overrides=overrides,
                                           mode=mode, yes=options.yes), paths.workdir)
+        if mode == "guided" and not ctx.dry_run:  # the answers may name another stack or region
+            saved = sam.read_config(paths.samconfig)
+            if saved.get("region", region) != region:
+                raise AwsError(f"the guided deploy chose region {saved['region']}, but the model was uploaded "
+                               f"in {region}, and SageMaker reads it only from its own region: run "
+                               f"critic deploy --region {saved['region']}")
+            stack_name = saved.get("stack_name", stack_name)
         stack = describe(cfn, stack_name)
         if code != 0:
             check_deployable(stack, stack_name, region)
@@ -261,7 +268,8 @@ def _report(stack: str, region: str, found: dict[str, str], model_uri: str, web_
         if key not in ("ApiUrl", "InputBucketName", "OutputBucketName", "EndpointName"):
             lines.append(f"  {key}  {value}")
     lines += [f"  web page       {web_config} points at this API: open web/index.html in a browser",
-              "Try it (a serverless endpoint's first answer can take a minute; the API says 503 until then):",
+              "Try it (a serverless endpoint starts cold: the first request after a quiet while can be slow or "
+              "answer 503/504; try again):",
               f"  curl -sS -X POST {api}/score -H 'content-type: application/json' "
               f"-d '{json.dumps({'review': EXAMPLE_REVIEW})}'"]
     if "InputBucketName" in found and "OutputBucketName" in found:

@@ -231,3 +231,18 @@ def test_destroy_without_a_stack_says_so(aws, paths, capsys):
     captured = capsys.readouterr()
     assert "there is no stack critic in eu-west-1: nothing to delete" in captured.err
     assert ARTIFACT_BUCKET in captured.out
+
+
+def test_a_guided_deploy_to_another_region_is_explained(aws, paths, tiny_artifact):
+    class GuidedElsewhere(FakeSam):
+        def __call__(self, command, cwd):  # the person answered eu-central-1 to "AWS Region"
+            if "--guided" in command:
+                paths.samconfig.write_text('version = 0.1\n[default.deploy.parameters]\nstack_name = "critic"\n'
+                                           'region = "eu-central-1"\n')
+                return 0
+            return super().__call__(command, cwd)
+
+    with pytest.raises(AwsError, match="chose region eu-central-1, but the model was uploaded in eu-west-1.*"
+                                       "critic deploy --region eu-central-1"):
+        deploy(DeployOptions(artifact=str(tiny_artifact), region=REGION), runner=GuidedElsewhere(), paths=paths,
+               interactive=True)
