@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
+from model.progress import progress
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 OFFICIAL_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"  # torchtext and others pin this
@@ -62,7 +62,7 @@ def load_imdb(path: str | Path | None = None, splits=("train", "test", "unsup"))
 
 
 def _collect(imdb: Imdb, items, splits, total, desc) -> None:
-    for name, read in tqdm(items, total=total, desc=f"reading {desc}", unit=" files", leave=False):
+    for name, read in progress(items, total=total, desc=f"reading {desc}", unit=" files", leave=False):
         match = _MEMBER.search(name)
         if not match:
             continue
@@ -107,7 +107,7 @@ def download(url: str = OFFICIAL_URL, cache_dir: Path = CACHE_DIR) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
             size = int(response.headers.get("Content-Length", OFFICIAL_SIZE))
-            with tqdm(total=size, unit="B", unit_scale=True, desc="downloading IMDB") as bar:
+            with progress(total=size, unit="B", unit_scale=True, desc="downloading IMDB") as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     digest.update(chunk)

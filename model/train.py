@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # as a SageMaker entry point: model/ is the sourc
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
-from tqdm import tqdm
+from model.progress import progress
 
 from model.data import load_imdb, validation_split
 from model.encoding import Vocabulary
@@ -125,8 +125,8 @@ def main(argv=None) -> dict:
     if args.limit:
         examples = random.Random(args.seed).sample(examples, min(args.limit, len(examples)))
     train_set, valid_set = validation_split(examples, args.valid_fraction, args.seed)
-    train_tokens = [tokenize(text) for text, _ in tqdm(train_set, desc="preprocessing train", unit=" reviews")]
-    valid_tokens = [tokenize(text) for text, _ in tqdm(valid_set, desc="preprocessing validation", unit=" reviews")]
+    train_tokens = [tokenize(text) for text, _ in progress(train_set, desc="preprocessing train", unit=" reviews")]
+    valid_tokens = [tokenize(text) for text, _ in progress(valid_set, desc="preprocessing validation", unit=" reviews")]
     train_labels = [y for _, y in train_set]
     valid_labels = [y for _, y in valid_set]
 
@@ -191,7 +191,7 @@ def main(argv=None) -> dict:
             print(f"phase two: bag frozen, training the LSTM from epoch {epoch}", file=sys.stderr)
         network.train()
         epoch_started, seen, total_loss, correct = time.time(), 0, 0.0, 0
-        bar = tqdm(batches(train_encoded, train_labels, args.batch_size, rng), total=steps_per_epoch,
+        bar = progress(batches(train_encoded, train_labels, args.batch_size, rng), total=steps_per_epoch,
                    desc=f"epoch {epoch}/{args.epochs}", unit=" batches")
         for inputs, targets in bar:
             logits = network(*inputs, lstm=phase == 2)

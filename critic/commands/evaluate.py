@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
+from model.progress import progress
 
 from critic.cli import UsageError
 from critic.offline import OfflineScorer, chunks
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
 
 def score_reviews(scorer: OfflineScorer, reviews: list[str], desc: str = "scoring") -> list[float]:
-    lines = (json.dumps({"review": r}).encode() for r in tqdm(reviews, desc=desc, unit=" reviews", file=sys.stderr))
+    lines = (json.dumps({"review": r}).encode() for r in progress(reviews, desc=desc, unit=" reviews", file=sys.stderr))
     scores = []
     for block in scorer.score(chunks(lines), "application/jsonlines"):
         scores += [json.loads(line).get("score", 0.5) for line in block.splitlines()]

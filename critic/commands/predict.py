@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
+from model.progress import progress
 
 from critic.cli import UsageError
 from critic.offline import CHUNK_LINES, OfflineScorer, chunks
@@ -57,8 +57,7 @@ def run(args) -> int:
             if first is None:
                 continue
             content_type = {"text": "text/plain", "jsonl": "application/jsonlines"}.get(args.format) or sniff(first)
-            reviews = tqdm(_prepend(first, lines), desc="scoring", unit=" reviews", file=sys.stderr,
-                           disable=None, miniters=CHUNK_LINES)
+            reviews = progress(_prepend(first, lines), desc="scoring", unit=" reviews", file=sys.stderr, miniters=CHUNK_LINES)
             for result in scorer.score(chunks(reviews), content_type):
                 out.write(result)
             out.flush()
