@@ -45,7 +45,7 @@ browser:
 	@scripts/ensure-chromium.sh
 
 run: setup
-	$(BIN)/critic serve
+	$(BIN)/critic serve $(SERVE_ARGS)
 
 test: setup tools browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
