@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import struct
 import subprocess
 import sys
@@ -103,15 +104,25 @@ class ModelContainer:
         self._timeout = startup_timeout
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
-        try:
-            for _ in range(workers):
-                self._add_worker()
-        except ContainerError:
+        # Workers load the model at the same time, as the model server's do.
+        errors: list[ContainerError] = []
+        starters = [threading.Thread(target=self._add_worker, args=(errors,)) for _ in range(workers)]
+        for starter in starters:
+            starter.start()
+        for starter in starters:
+            starter.join()
+        if errors:
             self.close()
-            raise
+            raise errors[0]
 
-    def _add_worker(self) -> None:
-        worker = _Worker(self.model_dir, self._threads, self._timeout)
+    def _add_worker(self, errors: list | None = None) -> None:
+        try:
+            worker = _Worker(self.model_dir, self._threads, self._timeout)
+        except ContainerError as error:
+            if errors is None:
+                raise
+            errors.append(error)
+            return
         self._all.append(worker)
         self._idle.put(worker)
 
@@ -162,6 +173,7 @@ class _Context:
 
 
 def _serve(model_dir: str, threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # Only the artifact's code/ may provide its modules: drop the working
     # directory and the project root from the path, as in a real container.
     sys.path[:] = [os.path.join(model_dir, "code")] + [

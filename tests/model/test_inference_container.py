@@ -100,3 +100,29 @@ def test_artifact_code_is_self_contained(tiny_artifact, tmp_path):
     out = subprocess.run([sys.executable, "-c", script], cwd=model_dir, capture_output=True, text=True, check=True)
     files = json.loads(out.stdout.splitlines()[-1])
     assert files and all(f.startswith(str(model_dir / "code")) for f in files.values()), files
+
+
+def test_a_model_that_cannot_load_is_a_clear_error(tiny_artifact, tmp_path):
+    import tarfile
+
+    from critic.container import ContainerError
+    from model.package import package
+
+    with pytest.raises(ContainerError, match="no such model artifact"):
+        ModelContainer(tmp_path / "missing.tar.gz")
+    model_dir = extract(tiny_artifact, tmp_path / "broken")
+    (model_dir / "model.pt").write_bytes(b"not weights")
+    broken = package(model_dir, tmp_path / "broken.tar.gz")
+    assert tarfile.is_tarfile(broken)
+    with pytest.raises(ContainerError, match="failed to load"):
+        ModelContainer(broken, workers=2)
+
+
+def test_two_workers_serve_concurrent_requests_in_order(tiny_artifact):
+    from concurrent.futures import ThreadPoolExecutor
+
+    reviews = [POSITIVE if i % 2 else NEGATIVE for i in range(40)]
+    with ModelContainer(tiny_artifact, workers=2) as c, ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda r: json.loads(c.invoke(json.dumps({"review": r}).encode(),
+                                                              "application/json").body), reviews))
+    assert [r["label"] for r in results] == ["positive" if i % 2 else "negative" for i in range(40)]
