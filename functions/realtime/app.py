@@ -163,6 +163,7 @@ def invoke_model(review: str) -> dict:
         or result.get("label") not in ("positive", "negative")
         or not isinstance(result.get("score"), (int, float))
         or isinstance(result.get("score"), bool)
+        or not 0.0 <= result["score"] <= 1.0  # also refuses NaN, which JSON.parse cannot read
     ):
         logger.error("unexpected endpoint response", extra={"response": payload[:512].decode("utf-8", "replace")})
         raise ApiError(HTTPStatus.BAD_GATEWAY, "the model returned an unexpected response")
