@@ -1,0 +1,236 @@
+"""The bad-input corpus (tests/reliability/corpus/, plus a 10 MB body and a
+zip archive made here) end to end through `critic serve` with the tiny
+model: each case posted to the API, and dropped as a file into the input
+bucket, with the expected outcome of each asserted. Then the stack is killed
+(SIGKILL, no clean shutdown) in the middle of a transform job and started
+again: the job ends Failed, no partial .out is left, the upload scores again."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "local"))
+
+from test_local_stack_e2e import Served, input_bucket, job_for, output_bucket, post, wait_for_job, wait_for_object  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+CORPUS = Path(__file__).with_name("corpus")
+TEN_MB = 10 * 1024 * 1024
+
+
+def corpus(name: str) -> bytes:
+    return (CORPUS / name).read_bytes()
+
+
+def zip_of_reviews() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("reviews.txt", "A wonderful, moving film.\nAn awful, boring mess.\n" * 20)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def stack(repo_root, tiny_artifact, tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus-stack")
+    server = Served(repo_root, tiny_artifact, root / "data", root / "serve.log", fresh=True)
+    server.root = root
+    yield server
+    if server.process.poll() is None:
+        server.stop()
+
+
+# --------------------------------------------------------------------- API
+
+API_CASES = [
+    # (case, body, content type, expected status)
+    ("empty text", b"", "text/plain", 400),
+    ("empty json", b"", "application/json", 400),
+    ("whitespace", "whitespace.txt", "text/plain", 400),
+    ("10 MB", b"a" * TEN_MB, "text/plain", 413),  # the HTTP API's own limit
+    ("over 256 KiB", b"a " * (128 * 1024 + 1), "text/plain", 413),  # the function's limit
+    ("invalid UTF-8", "invalid-utf8.txt", "text/plain", 400),
+    ("binary as text", "binary.bin", "text/plain", 400),
+    ("binary", "binary.bin", "application/octet-stream", 415),
+    ("zip", "zip", "application/zip", 415),
+    ("zip as text", "zip", "text/plain", 400),
+    ("NUL bytes", "nul-bytes.txt", "text/plain", 200),
+    ("HTML and script", "html-script.txt", "text/plain", 200),
+    ("HTML and script in JSON", json.dumps({"review": corpus("html-script.txt").decode()}).encode(), "application/json", 200),
+    ("emoji", "emoji.txt", "text/plain", 200),
+    ("right-to-left", "right-to-left.txt", "text/plain; charset=utf-8", 200),
+    ("malformed JSON", "malformed.json", "application/json", 400),
+    ("JSON of the wrong shape", "wrong-shape.json", "application/json", 400),
+    ("review not a string", b'{"review": 5}', "application/json", 400),
+    ("wrong content type (HTML)", "html-script.txt", "text/html", 415),
+    ("wrong content type (XML)", b"<review>good</review>", "application/xml", 415),
+    ("CSV as CSV", "quoted-newlines.csv", "text/csv", 415),
+    ("CSV with quoted newlines as text", "quoted-newlines.csv", "text/plain", 200),
+    ("JSON Lines with a broken line as JSON", "broken-line.jsonl", "application/json", 400),
+    ("JSON Lines with a broken line as text", "broken-line.jsonl", "text/plain", 200),
+]
+
+
+def body_of(source) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    return zip_of_reviews() if source == "zip" else corpus(source)
+
+
+@pytest.mark.parametrize("case, source, content_type, expected", API_CASES, ids=[c[0] for c in API_CASES])
+def test_api_answers_each_bad_input_as_documented(stack, case, source, content_type, expected):
+    status, headers, raw = post(f"{stack.api}/score", body_of(source), content_type)
+    assert status == expected, raw[:300]
+    assert headers.get("Content-Type", headers.get("content-type")) == "application/json"
+    document = json.loads(raw)
+    if status == 200:
+        assert set(document) == {"label", "score"} and 0 <= document["score"] <= 1  # nothing of the input echoed
+    else:
+        assert set(document) == {"message"} and document["message"]
+        assert "Traceback" not in document["message"]
+
+
+# --------------------------------------------------------------------- dropped files
+
+def results_of(stack, key: str) -> list:
+    return wait_for_object(stack.client("s3"), output_bucket(stack), f"{key}.out").decode("utf-8").splitlines()
+
+
+def finished(stack, key: str) -> dict:
+    return wait_for_job(stack, job_for(stack, key))
+
+
+def status_json(stack, key: str) -> dict:
+    return json.loads(wait_for_object(stack.client("s3"), output_bucket(stack), f"{key}.status.json"))
+
+
+def assert_no_output(stack, key: str) -> None:
+    listed = stack.client("s3").list_objects_v2(Bucket=output_bucket(stack), Prefix=key).get("Contents", [])
+    assert f"{key}.out" not in [o["Key"] for o in listed]
+
+
+def labels(lines: list[str], field: str | None = None) -> list:
+    out = []
+    for line in lines:
+        result = json.loads(line)
+        result = result[field] if field else result
+        assert set(result) in ({"label", "score"}, {"error"}), result
+        out.append(result.get("label", "error"))
+    return out
+
+
+DROPS = {
+    "corpus/whitespace.txt": corpus("whitespace.txt"),
+    "corpus/invalid-utf8.txt": corpus("invalid-utf8.txt"),
+    "corpus/nul-bytes.txt": corpus("nul-bytes.txt"),
+    "corpus/html-script.txt": corpus("html-script.txt"),
+    "corpus/emoji.txt": corpus("emoji.txt"),
+    "corpus/right-to-left.txt": corpus("right-to-left.txt"),
+    "corpus/binary.txt": corpus("binary.bin"),
+    "corpus/archive.zip.txt": zip_of_reviews(),
+    "corpus/quoted-newlines.csv": corpus("quoted-newlines.csv"),
+    "corpus/broken-line.jsonl": corpus("broken-line.jsonl"),
+    "corpus/wrong-shape.jsonl": corpus("wrong-shape.jsonl"),
+    "corpus/one-10MB-line.txt": b"a" * TEN_MB + b"\n",
+    "corpus/empty.txt": corpus("empty.txt"),
+    "corpus/malformed.json": corpus("malformed.json"),
+    "corpus/binary.bin": corpus("binary.bin"),
+}
+
+
+@pytest.fixture(scope="module")
+def dropped(stack):
+    s3 = stack.client("s3")
+    for key, body in DROPS.items():
+        s3.put_object(Bucket=input_bucket(stack), Key=key, Body=body)
+    return DROPS
+
+
+def line_count(data: bytes) -> int:
+    lines = data.split(b"\n")
+    return len(lines) - (lines[-1] == b"")
+
+
+@pytest.mark.parametrize("key", ["corpus/whitespace.txt", "corpus/invalid-utf8.txt", "corpus/nul-bytes.txt",
+                                 "corpus/html-script.txt", "corpus/emoji.txt", "corpus/right-to-left.txt",
+                                 "corpus/binary.txt", "corpus/archive.zip.txt"])
+def test_text_files_get_one_result_per_line(stack, dropped, key):
+    job = finished(stack, key)
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    got = labels(results_of(stack, key))
+    assert len(got) == line_count(dropped[key])
+    expected = {
+        "corpus/whitespace.txt": ["error", "error", "error"],
+        "corpus/invalid-utf8.txt": ["positive", "error", "negative"],
+        "corpus/nul-bytes.txt": ["positive", "error", "negative"],
+    }.get(key)
+    if expected:
+        assert got == expected
+    if key == "corpus/html-script.txt":
+        assert got[:2] == ["positive", "negative"]
+    document = status_json(stack, key)
+    assert document["status"] == "Completed" and document["counts"]["records"] == len(got)
+    assert document["counts"]["errors"] == got.count("error")
+
+
+def test_json_lines_of_the_wrong_shape_are_answered_line_by_line(stack, dropped):
+    key = "corpus/wrong-shape.jsonl"
+    job = finished(stack, key)
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    lines = results_of(stack, key)
+    assert labels(lines, "SageMakerOutput") == ["error", "error", "positive"]
+    assert [json.loads(line).get("review") for line in lines] == [None, 5, "A wonderful, moving film."]
+
+
+def test_json_lines_with_a_broken_line_fail_the_job_with_its_line_number(stack, dropped):
+    key = "corpus/broken-line.jsonl"
+    job = finished(stack, key)
+    assert job["TransformJobStatus"] == "Failed"
+    assert "line 2" in job["FailureReason"]
+    assert_no_output(stack, key)
+    assert status_json(stack, key)["status"] == "Failed"
+
+
+def test_csv_with_a_quoted_newline_is_split_by_line_as_sagemaker_does(stack, dropped):
+    """SplitType=Line splits inside the quotes (as SageMaker does): each half
+    is then a CSV record of its own; nothing is lost or shifted."""
+    key = "corpus/quoted-newlines.csv"
+    job = finished(stack, key)
+    if job["TransformJobStatus"] == "Failed":
+        assert "line" in job["FailureReason"]
+        assert_no_output(stack, key)
+        return
+    rows = results_of(stack, key)
+    assert len(rows) == line_count(dropped[key])
+    parsed = list(csv.reader(io.StringIO("\n".join(rows[-1:]))))
+    assert parsed[0][:2] == ["2", "An awful boring mess."] and parsed[0][2] == "negative"
+
+
+def test_a_record_over_the_payload_limit_fails_the_job_with_a_reason(stack, dropped):
+    key = "corpus/one-10MB-line.txt"
+    job = finished(stack, key)
+    assert job["TransformJobStatus"] == "Failed"
+    assert "MaxPayloadInMB" in job["FailureReason"]
+    assert_no_output(stack, key)
+    assert status_json(stack, key)["status"] == "Failed"
+
+
+@pytest.mark.parametrize("key", ["corpus/empty.txt", "corpus/malformed.json", "corpus/binary.bin"])
+def test_files_that_are_not_input_make_no_job(stack, dropped, key):
+    # Every other dropped file has finished by now (the tests above waited for
+    # them), and the batch function handles each upload as it arrives.
+    for other in ("corpus/whitespace.txt", "corpus/one-10MB-line.txt"):
+        finished(stack, other)
+    sm = stack.client("sagemaker")
+    names = [j["TransformJobName"] for j in sm.list_transform_jobs(MaxResults=100)["TransformJobSummaries"]]
+    assert job_for(stack, key) not in names
+    assert_no_output(stack, key)
