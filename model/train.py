@@ -166,13 +166,14 @@ def main(argv=None) -> dict:
     optimizer = make_optimizer(phase_of(1))
     loss_fn = torch.nn.BCEWithLogitsLoss()
     history: list[dict] = []
-    best = {"valid_loss": float("inf"), "epoch": 0, "state": None}
+    best = {"valid_acc": -1.0, "valid_loss": float("inf"), "epoch": 0, "state": None}
     first_epoch = 1
     checkpoint_path = model_dir / CHECKPOINT
     if args.resume and checkpoint_path.exists():
         checkpoint = torch.load(checkpoint_path, weights_only=True)
         network.load_state_dict(checkpoint["network"])
         history, best = checkpoint["history"], checkpoint["best"]
+        torch.set_rng_state(checkpoint["torch_rng"])  # dropout continues as if never stopped
         first_epoch = len(history) + 1
         optimizer = make_optimizer(phase_of(first_epoch))
         if phase_of(first_epoch) == phase_of(first_epoch - 1):  # else a new phase starts afresh
@@ -187,6 +188,8 @@ def main(argv=None) -> dict:
         phase = phase_of(epoch)
         if phase == 2 and epoch > 1 and phase_of(epoch - 1) == 1:
             network.load_state_dict(best["state"])  # the best bag model, then the LSTM on top
+            # The model shipped is a phase-two one: it reads the LSTM.
+            best = {**best, "valid_acc": -1.0, "valid_loss": float("inf")}
             optimizer = make_optimizer(2)
             print(f"phase two: bag frozen, training the LSTM from epoch {epoch}", file=sys.stderr)
         network.train()
@@ -213,11 +216,13 @@ def main(argv=None) -> dict:
         # SageMaker's metric definitions read these lines from the log.
         print(f"epoch={epoch} train_loss={total_loss / seen:.4f} train_acc={correct / seen:.4f} "
               f"valid_loss={valid_loss:.4f} valid_acc={valid_acc:.4f}", flush=True)
-        if valid_loss < best["valid_loss"]:
-            best = {"valid_loss": valid_loss, "epoch": epoch,
+        # Chosen by validation accuracy, the figure reported; loss breaks ties.
+        if (valid_acc, -valid_loss) > (best["valid_acc"], -best["valid_loss"]):
+            best = {"valid_acc": valid_acc, "valid_loss": valid_loss, "epoch": epoch,
                     "state": {k: v.clone() for k, v in network.state_dict().items()}}
         torch.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
-                    "history": history, "best": best}, checkpoint_path.with_suffix(".tmp"))
+                    "history": history, "best": best, "torch_rng": torch.get_rng_state()},
+                   checkpoint_path.with_suffix(".tmp"))
         checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
         if epoch - best["epoch"] >= args.patience and (phase == 2 or not two_phase):
             print(f"early stop: no validation gain since epoch {best['epoch']}", file=sys.stderr)

@@ -54,3 +54,51 @@ def test_runs_as_sagemaker_script_mode_entry_point_and_is_reproducible(tmp_path,
     a = torch.load(first / "model" / "model.pt", weights_only=True)
     b = torch.load(second / "model" / "model.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _train(tmp_path, tiny_imdb_tarball, name, *extra):
+    from model import train
+
+    run = tmp_path / name
+    metrics = train.main(["--data", str(tiny_imdb_tarball), "--model-dir", str(run / "model"),
+                          "--output-dir", str(run), *TINY_TRAINING_ARGS, *extra])
+    return run, metrics
+
+
+def test_two_phase_training_ships_a_model_that_reads_the_lstm(tmp_path, tiny_imdb_tarball):
+    from model.network import SentimentConfig
+
+    run, metrics = _train(tmp_path, tiny_imdb_tarball, "two-phase", "--bag-epochs", "2", "--epochs", "4")
+    assert [h["phase"] for h in metrics["history"]][:3] == [1, 1, 2]
+    assert metrics["best_epoch"] >= 3  # a phase-two epoch, never the bag model alone
+    weights = torch.load(run / "model" / "model.pt", weights_only=True)
+    lstm_features = SentimentConfig.from_dict(metrics["config"]).hidden_dim
+    assert weights["head.weight"][:, :lstm_features].abs().sum() > 0
+
+
+def test_bag_phase_alone_gives_zero_lstm_weights(tmp_path, tiny_imdb_tarball):
+    run, metrics = _train(tmp_path, tiny_imdb_tarball, "bag-only", "--bag-epochs", "2", "--epochs", "2")
+    weights = torch.load(run / "model" / "model.pt", weights_only=True)
+    assert weights["head.weight"][:, :16].abs().sum() == 0  # the phase-one model is exactly the bag model
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_model(tmp_path, tiny_imdb_tarball, monkeypatch):
+    from model import train
+
+    straight, _ = _train(tmp_path, tiny_imdb_tarball, "straight", "--epochs", "3")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:  # stopped after its last epoch, before the artifact
+        patch.setattr(train, "write_model_dir", crash)
+        try:
+            _train(tmp_path, tiny_imdb_tarball, "resumed", "--epochs", "2")
+        except KeyboardInterrupt:
+            pass
+    assert (tmp_path / "resumed" / "model" / "checkpoint.pt").is_file()
+    resumed, metrics = _train(tmp_path, tiny_imdb_tarball, "resumed", "--epochs", "3", "--resume")
+    assert len(metrics["history"]) == 3
+    a = torch.load(straight / "model" / "model.pt", weights_only=True)
+    b = torch.load(resumed / "model" / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
