@@ -234,3 +234,78 @@ def test_files_that_are_not_input_make_no_job(stack, dropped, key):
     names = [j["TransformJobName"] for j in sm.list_transform_jobs(MaxResults=100)["TransformJobSummaries"]]
     assert job_for(stack, key) not in names
     assert_no_output(stack, key)
+
+
+# --------------------------------------------------------------------- killed mid-job
+
+KILL_LINES = 40_000
+
+
+def descendants(pid: int) -> list[int]:
+    found, queue = [], [pid]
+    while queue:
+        parent = queue.pop()
+        for child in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = child.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                found.append(int(child.parent.name))
+                queue.append(int(child.parent.name))
+    return found
+
+
+def test_a_stack_killed_mid_transform_fails_the_job_and_the_upload_scores_again(stack, dropped, repo_root, tiny_artifact):
+    for key in DROPS:  # the corpus jobs are done: only this one runs when the stack dies
+        if key.endswith((".txt", ".csv", ".jsonl")) and key != "corpus/empty.txt":
+            finished(stack, key)
+    s3, sm = stack.client("s3"), stack.client("sagemaker")
+    key = "kill/many reviews.txt"
+    body = "".join("A wonderful, moving film.\n" if i % 2 == 0 else "An awful, boring mess.\n"
+                   for i in range(KILL_LINES)).encode()
+    s3.put_object(Bucket=input_bucket(stack), Key=key, Body=body)
+    name = job_for(stack, key)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            job = sm.describe_transform_job(TransformJobName=name)
+        except sm.exceptions.ClientError:
+            job = {}
+        if job.get("TransformStartTime"):
+            break
+        time.sleep(0.05)
+    assert job.get("TransformJobStatus") == "InProgress", job
+    time.sleep(0.5)  # well into the scoring of the mini-batches
+    family = [stack.process.pid, *descendants(stack.process.pid)]
+    for pid in family:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    stack.process.wait(30)
+    stack.log.close()
+
+    again = Served(repo_root, tiny_artifact, stack.root / "data", stack.root / "serve.log", fresh=False)
+    try:
+        s3, sm = again.client("s3"), again.client("sagemaker")
+        job = sm.describe_transform_job(TransformJobName=name)
+        assert job["TransformJobStatus"] == "Failed" and "interrupted" in job["FailureReason"]
+        assert_no_output(again, key)  # nothing that looks like a result
+        document = status_json(again, key)
+        assert document["status"] == "Failed" and document["output"] is None
+
+        s3.put_object(Bucket=input_bucket(again), Key=key, Body=body)  # the same file, uploaded again
+        retry = job_for(again, key)
+        assert retry != name
+        job = wait_for_job(again, retry, timeout=300)
+        assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+        lines = results_of(again, key)
+        assert len(lines) == KILL_LINES
+        assert labels(lines) == ["positive", "negative"] * (KILL_LINES // 2)
+        assert status_json(again, key)["counts"] == {"records": KILL_LINES, "scored": KILL_LINES, "errors": 0}
+        assert again.stop() == 0
+    finally:
+        if again.process.poll() is None:
+            again.process.kill()
+            again.process.wait(30)
