@@ -200,19 +200,16 @@ def test_json_lines_with_a_broken_line_fail_the_job_with_its_line_number(stack, 
     assert status_json(stack, key)["status"] == "Failed"
 
 
-def test_csv_with_a_quoted_newline_is_split_by_line_as_sagemaker_does(stack, dropped):
-    """SplitType=Line splits inside the quotes (as SageMaker does): each half
-    is then a CSV record of its own; nothing is lost or shifted."""
+def test_csv_with_a_quoted_newline_fails_the_job_with_its_line_number(stack, dropped):
+    """SplitType=Line splits inside the quotes (as SageMaker does), so line 1
+    is half a CSV row, which JoinSource=Input cannot join: the job fails,
+    naming the line, and writes nothing that looks like a result."""
     key = "corpus/quoted-newlines.csv"
     job = finished(stack, key)
-    if job["TransformJobStatus"] == "Failed":
-        assert "line" in job["FailureReason"]
-        assert_no_output(stack, key)
-        return
-    rows = results_of(stack, key)
-    assert len(rows) == line_count(dropped[key])
-    parsed = list(csv.reader(io.StringIO("\n".join(rows[-1:]))))
-    assert parsed[0][:2] == ["2", "An awful boring mess."] and parsed[0][2] == "negative"
+    assert job["TransformJobStatus"] == "Failed"
+    assert "input line 1 is not a valid CSV row" in job["FailureReason"]
+    assert_no_output(stack, key)
+    assert status_json(stack, key)["status"] == "Failed"
 
 
 def test_a_record_over_the_payload_limit_fails_the_job_with_a_reason(stack, dropped):
