@@ -7,20 +7,16 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tiny_imdb import make_tiny_imdb  # noqa: E402
+# Test modules import these from tiny_imdb: "conftest" names a module in every folder.
+from tiny_imdb import REPO_ROOT, TINY_TRAINING_ARGS, make_tiny_imdb  # noqa: E402
 
 # Tests never reach AWS: fake credentials and a region for every boto3 client.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
-
-TINY_TRAINING_ARGS = ["--epochs", "6", "--batch-size", "16", "--lr", "0.01", "--embed-dim", "16",
-                      "--hidden-dim", "16", "--bag-dim", "8", "--patience", "6", "--threads", "1",
-                      "--bigrams", "200", "--dropout", "0.1"]
 
 
 @pytest.fixture(scope="session")

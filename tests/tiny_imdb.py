@@ -7,6 +7,12 @@ import random
 import tarfile
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Options of model/train.py for a small model that learns the tiny data in seconds.
+TINY_TRAINING_ARGS = ["--epochs", "6", "--batch-size", "16", "--lr", "0.01", "--embed-dim", "16",
+                      "--hidden-dim", "16", "--bag-dim", "8", "--patience", "6", "--threads", "1",
+                      "--bigrams", "200", "--dropout", "0.1"]
+
 PRAISE = ["great", "wonderful", "brilliant", "loved", "superb", "moving", "beautiful", "masterpiece",
           "excellent", "funny", "charming", "best"]
 SCORN = ["awful", "terrible", "boring", "hated", "dull", "waste", "worst", "stupid", "poor",

@@ -14,7 +14,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from conftest import TINY_TRAINING_ARGS
+from tiny_imdb import TINY_TRAINING_ARGS
 from critic.cli import UsageError
 from critic.deploy import artifact as artifacts
 from critic.deploy import training

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from conftest import TINY_TRAINING_ARGS
+from tiny_imdb import TINY_TRAINING_ARGS
 
 POSITIVE, NEGATIVE = "A wonderful, moving film: the best cast", "An awful, boring mess. The worst plot"
 

@@ -6,7 +6,7 @@ import tarfile
 
 import torch
 
-from conftest import REPO_ROOT, TINY_TRAINING_ARGS
+from tiny_imdb import REPO_ROOT, TINY_TRAINING_ARGS
 
 
 def test_training_reports_curves_confusion_matrix_and_validation_metrics(tiny_training):
