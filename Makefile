@@ -15,7 +15,10 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@echo "make run    start the local stack (S3, SageMaker, API, web page) on 127.0.0.1"
 	@echo "make test   set up and run every test"
-	@echo "make bench  print throughput and latency figures of the shipped model"
+	@echo "make bench  print throughput and latency figures of the shipped model (DATA=aclImdb_v1.tar.gz)"
+	@echo "make fuzz   1,000 Hypothesis examples per fuzz target"
+	@echo "make load   load the local stack and print latency percentiles"
+	@echo "make deploy deploy to AWS (see README)"
 
 setup: $(VENV)/.installed
 
@@ -65,6 +68,10 @@ evaluate: setup
 # region (AWS_REGION, ~/.aws/config, samconfig.toml or --region), not that one.
 deploy: setup $(SAM_VENV)/.installed
 	$(if $(filter file,$(origin AWS_DEFAULT_REGION)),env -u AWS_DEFAULT_REGION )$(BIN)/critic deploy $(DEPLOY_ARGS)
+
+# Load on the local stack (127.0.0.1 only, bounded): LOAD_ARGS="--duration 10".
+load: setup
+	$(BIN)/python scripts/load_local.py $(LOAD_ARGS)
 
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q tests -k fuzz
