@@ -43,16 +43,21 @@ class Scorer:
         network.load_state_dict({k: v.float() for k, v in state.items()})
         return cls(network, Vocabulary.load(model_dir / VOCAB))
 
-    @torch.inference_mode()
     def score(self, token_lists: list[list[str]]) -> list[float]:
-        """P(positive) for each review, in order. Reviews go through the network
-        in batches of similar length, so little work is spent on padding."""
-        encoded = [self.vocabulary.encode(tokens, self.max_len) for tokens in token_lists]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-        scores = [0.0] * len(encoded)
-        for start in range(0, len(order), BATCH_SIZE):
-            chunk = order[start : start + BATCH_SIZE]
-            probs = torch.sigmoid(self.network(*collate([encoded[i] for i in chunk])))
-            for i, p in zip(chunk, probs.tolist()):
-                scores[i] = p
-        return scores
+        """P(positive) for each review, in order."""
+        return score_encoded(self.network, [self.vocabulary.encode(t, self.max_len) for t in token_lists])
+
+
+@torch.inference_mode()
+def score_encoded(network: SentimentLSTM, encoded, batch_size: int = BATCH_SIZE, lstm: bool = True) -> list[float]:
+    """P(positive) for encoded reviews, in order. They go through the network in
+    batches of similar length, so little work is spent on padding."""
+    network.eval()
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+    scores = [0.0] * len(encoded)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        probs = torch.sigmoid(network(*collate([encoded[i] for i in chunk]), lstm=lstm))
+        for i, p in zip(chunk, probs.tolist()):
+            scores[i] = p
+    return scores

@@ -31,7 +31,7 @@ from model.network import SentimentConfig, SentimentLSTM
 from model.package import write_model_dir
 from model.preprocess import tokenize
 from model.report import binary_metrics, plot_training
-from model.scorer import collate
+from model.scorer import collate, score_encoded
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -93,15 +93,8 @@ def batches(encoded, labels, batch_size, rng):
         yield collate([encoded[i] for i in chunk]), torch.tensor([labels[i] for i in chunk], dtype=torch.float)
 
 
-@torch.no_grad()
-def evaluate(network, encoded, labels, batch_size=512, lstm=True):
-    network.eval()
-    probs = [0.0] * len(encoded)
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        for i, p in zip(chunk, torch.sigmoid(network(*collate([encoded[i] for i in chunk]), lstm=lstm)).tolist()):
-            probs[i] = p
+def evaluate(network, encoded, labels, lstm=True):
+    probs = score_encoded(network, encoded, batch_size=512, lstm=lstm)
     eps = 1e-7
     loss = -sum(math.log(p + eps) if y else math.log(1 - p + eps) for p, y in zip(probs, labels)) / len(labels)
     return loss, probs

@@ -31,7 +31,7 @@ from urllib.parse import quote_plus
 from moto.s3 import notifications as moto_notifications
 from moto.s3.models import s3_backends
 
-from critic.local.template import ACCOUNT_ID
+from critic.local.template import ACCOUNT_ID, eventbridge_event
 
 LOG = logging.getLogger("critic.s3")
 
@@ -238,14 +238,4 @@ def eventbridge_object_created(event_name: str, bucket, key, region: str, sequen
     }
     if bucket.is_versioned:
         detail["object"]["version-id"] = key.version_id
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "account": ACCOUNT_ID,
-        "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [f"arn:aws:s3:::{bucket.name}"],
-        "detail": detail,
-    }
+    return eventbridge_event("aws.s3", "Object Created", region, [f"arn:aws:s3:::{bucket.name}"], detail)

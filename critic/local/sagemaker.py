@@ -15,7 +15,6 @@ protocols, so boto3 (and the Lambda handlers) talk to them unmodified.
 """
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import re
@@ -29,7 +28,7 @@ from typing import Any, Callable, Iterable
 import botocore.session
 
 from batch.local_runner import JobFailed, JobStopped, ModelAnswer, TransformJob, TransformRunner
-from critic.local.template import ACCOUNT_ID
+from critic.local.template import ACCOUNT_ID, eventbridge_event
 
 LOG = logging.getLogger("critic.sagemaker")
 
@@ -399,17 +398,8 @@ def state_change_event(job: dict, region: str) -> dict:
     for key in ("CreationTime", "TransformStartTime", "TransformEndTime"):
         if key in detail:
             detail[key] = _millis(detail[key])
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "SageMaker Transform Job State Change",
-        "source": "aws.sagemaker",
-        "account": ACCOUNT_ID,
-        "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [job["TransformJobArn"]],
-        "detail": detail,
-    }
+    return eventbridge_event("aws.sagemaker", "SageMaker Transform Job State Change", region,
+                             [job["TransformJobArn"]], detail)
 
 
 # --------------------------------------------------------------------------- #

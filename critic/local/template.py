@@ -10,7 +10,9 @@ CORS configuration.
 """
 from __future__ import annotations
 
+import datetime
 import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,21 @@ import yaml
 ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_STACK = "critic"
+
+
+def eventbridge_event(source: str, detail_type: str, region: str, resources: list[str], detail: dict) -> dict:
+    """The envelope EventBridge wraps every AWS service event in."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT_ID,
+        "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": resources,
+        "detail": detail,
+    }
 
 
 class TemplateError(Exception):
