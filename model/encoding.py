@@ -1,5 +1,11 @@
-"""Tokens -> the network's inputs: unigram ids for the LSTM and unigram + bigram
-ids for the bag branch. The vocabulary is plain JSON (no pickle)."""
+"""Tokens -> the network's inputs: word ids for the LSTM, and the set of the
+review's n-gram features for the bag branch. The vocabulary is plain JSON.
+
+Bag features are the known words (their word ids) and every bigram and
+trigram, hashed from the word ids into a fixed number of buckets (the hashing
+trick): no n-gram table to store or look up, so the artifact stays small and
+encoding is a few array operations whatever the number of n-grams.
+"""
 from __future__ import annotations
 
 import json
@@ -8,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from model.network import UNK
+
+# Odd multipliers for the n-gram hash: fixed, so ids never change between
+# processes or machines (Python's str hash does).
+_MIX = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D)
 
 
 def _most_common(counts: Counter, n: int) -> list[tuple[str, int]]:
@@ -19,53 +31,63 @@ def _most_common(counts: Counter, n: int) -> list[tuple[str, int]]:
 
 @dataclass
 class Vocabulary:
-    unigrams: dict[str, int]  # token -> id (ids start at 2: 0 pad, 1 unknown)
-    bigrams: dict[str, int]  # "a b" -> bag id (ids start after the unigrams)
+    words: dict[str, int]  # token -> id (ids start at 2: 0 pad, 1 unknown)
+    buckets: int  # hashed bigram and trigram features, after the word ids
 
     @property
     def vocab_size(self) -> int:
-        return len(self.unigrams) + 2
+        return len(self.words) + 2
 
     @property
     def ngram_size(self) -> int:
-        return self.vocab_size + len(self.bigrams) if self.bigrams else 0
+        """Bag feature ids: word ids, then the n-gram buckets."""
+        return self.vocab_size + self.buckets
 
     @classmethod
-    def build(
-        cls, documents: Iterable[list[str]], max_unigrams: int, max_bigrams: int, min_count: int = 2
-    ) -> "Vocabulary":
-        unigram_counts: Counter[str] = Counter()
-        bigram_counts: Counter[str] = Counter()
+    def build(cls, documents: Iterable[list[str]], max_words: int, buckets: int, min_count: int = 2) -> "Vocabulary":
+        counts: Counter[str] = Counter()
         for tokens in documents:
-            # Document frequency, not term frequency: one chatty review should
-            # not buy a word its place.
-            unigram_counts.update(set(tokens))
-            if max_bigrams:
-                bigram_counts.update({f"{a} {b}" for a, b in zip(tokens, tokens[1:])})
-        unigrams = [w for w, c in _most_common(unigram_counts, max_unigrams) if c >= min_count]
-        unigram_ids = {w: i + 2 for i, w in enumerate(unigrams)}
-        first_bigram = len(unigram_ids) + 2
-        bigrams = [b for b, c in _most_common(bigram_counts, max_bigrams) if c >= min_count]
-        return cls(unigram_ids, {b: first_bigram + i for i, b in enumerate(bigrams)})
+            # Document frequency: one chatty review should not buy a word its place.
+            counts.update(set(tokens))
+        words = [w for w, c in _most_common(counts, max_words) if c >= min_count]
+        return cls({w: i + 2 for i, w in enumerate(words)}, buckets)
 
-    def encode(self, tokens: list[str], max_len: int) -> tuple[list[int], list[int]]:
-        """(sequence ids for the LSTM, bag ids). Never empty: a review with no
-        known word reads as one unknown token."""
-        ids = [self.unigrams.get(t, UNK) for t in tokens] or [UNK]
-        bag = [i for i in ids if i != UNK]
-        if self.bigrams:
-            get = self.bigrams.get
-            bag += [j for j in (get(f"{a} {b}") for a, b in zip(tokens, tokens[1:])) if j]
-        if len(ids) > max_len:  # keep the head and the tail, where sentiment sits
+    def ids(self, tokens: list[str]) -> np.ndarray:
+        """Word ids, one per token; never empty (no known word reads as unknown)."""
+        get = self.words.get
+        return np.array([get(t, UNK) for t in tokens] or [UNK], dtype=np.int64)
+
+    def bag(self, ids: np.ndarray) -> np.ndarray:
+        """The review's distinct bag features, sorted: presence, not counts."""
+        features = ids[ids != UNK]
+        if self.buckets:
+            a, b, c = _MIX
+            bigrams = ids[:-1] * a + ids[1:] * b  # wraps around in int64: still a fixed function
+            trigrams = bigrams[:-1] * b + ids[2:] * c + 1  # + 1: "x y" and "x y z" differ
+            hashed = np.concatenate([bigrams, trigrams]) % self.buckets + self.vocab_size
+            features = np.concatenate([features, hashed])
+        if not len(features):
+            return np.array([UNK])
+        features.sort()  # distinct values: three times faster than np.unique on short arrays
+        distinct = np.empty(len(features), dtype=bool)
+        distinct[0] = True
+        np.not_equal(features[1:], features[:-1], out=distinct[1:])
+        return features[distinct]
+
+    def encode(self, tokens: list[str], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+        """(word ids for the LSTM, at most max_len of them: the head and the
+        tail of a longer review, where sentiment sits; bag feature ids)."""
+        ids = self.ids(tokens)
+        bag = self.bag(ids)
+        if len(ids) > max_len:
             half = max_len // 2
-            ids = ids[:half] + ids[len(ids) - (max_len - half) :]
-        return ids, bag or [UNK]
+            ids = np.concatenate([ids[:half], ids[len(ids) - (max_len - half) :]])
+        return ids, bag
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"unigrams": self.unigrams, "bigrams": self.bigrams}))
+        path.write_text(json.dumps({"words": self.words, "buckets": self.buckets}))
 
     @classmethod
     def load(cls, path: Path) -> "Vocabulary":
         data = json.loads(Path(path).read_text())
-        return cls(data["unigrams"], data["bigrams"])
-
+        return cls(data["words"], data["buckets"])

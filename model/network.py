@@ -1,10 +1,17 @@
-"""The sentiment network: an LSTM over the review's tokens, beside a bag of its
-unigrams and bigrams, joined by one linear layer.
+"""The sentiment network: an LSTM over the review's words, beside a linear bag
+of its words, bigrams and trigrams; their logits add up.
 
-The LSTM reads packed sequences, so no step is spent on padding and the final
-state is taken at each review's own last token (reading the state at a padded
-position is the classic bug). The bag branch (fastText-style mean of n-gram
-embeddings) gives the word-level evidence cheaply; the LSTM adds order.
+The bag branch is NB-weighted logistic regression (Wang & Manning 2012's
+NBSVM family): per-feature weights over the set of n-grams a review has,
+fitted exactly in training's first phase. It carries the word-level evidence
+at almost no cost. The LSTM reads word order (negation scope, "but", the
+verdict at the end) and learns, in the second phase, what the bag gets wrong.
+
+The LSTM reads its batch padded at the end and its output is taken at each
+review's own last token, so padding changes nothing (reading the state at a
+padded position is the classic bug). Packed sequences would skip the padding,
+but their backward pass on the CPU is 8 times slower, and batches of similar
+length carry little padding.
 """
 from __future__ import annotations
 
@@ -12,22 +19,19 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 PAD, UNK = 0, 1
 
 
 @dataclass
 class SentimentConfig:
-    vocab_size: int = 20_000  # unigram ids: 0 pad, 1 unknown, then the vocabulary
-    ngram_size: int = 0  # bag ids: unigrams, then the kept bigrams (0 = no bag branch)
-    embed_dim: int = 64
-    hidden_dim: int = 64
-    bag_dim: int = 32
+    vocab_size: int = 20_000  # word ids: 0 pad, 1 unknown, then the vocabulary
+    ngram_size: int = 0  # bag feature ids: word ids, then hashed n-grams (0 = no bag branch)
+    embed_dim: int = 32
+    hidden_dim: int = 32
     num_layers: int = 1
-    bidirectional: bool = False
     dropout: float = 0.3
-    max_len: int = 256  # tokens the LSTM reads: the head and tail of longer reviews
+    max_len: int = 200  # words the LSTM reads: the head and tail of longer reviews
     use_lstm: bool = True
 
     def to_dict(self) -> dict:
@@ -43,7 +47,7 @@ class SentimentLSTM(nn.Module):
     def __init__(self, config: SentimentConfig):
         super().__init__()
         self.config = config
-        features = 0
+        assert config.use_lstm or config.ngram_size, "the network needs the LSTM or the bag branch"
         if config.use_lstm:
             self.embedding = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=PAD)
             self.lstm = nn.LSTM(
@@ -51,38 +55,35 @@ class SentimentLSTM(nn.Module):
                 config.hidden_dim,
                 num_layers=config.num_layers,
                 batch_first=True,
-                bidirectional=config.bidirectional,
                 dropout=config.dropout if config.num_layers > 1 else 0.0,
             )
-            self.lstm_features = config.hidden_dim * (2 if config.bidirectional else 1)
-            features += self.lstm_features
+            self.dropout = nn.Dropout(config.dropout)
+            self.head = nn.Linear(config.hidden_dim, 1)
         if config.ngram_size:
-            self.bag = nn.EmbeddingBag(config.ngram_size, config.bag_dim, mode="mean")
-            features += config.bag_dim
-        assert features, "the network needs the LSTM or the bag branch"
-        self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(features, 1)
+            # One weight per feature, summed over the features a review has.
+            self.bag = nn.EmbeddingBag(config.ngram_size, 1, mode="sum")
+            nn.init.zeros_(self.bag.weight)
+            self.bag_bias = nn.Parameter(torch.zeros(1))
+
+    def bag_logits(self, ngrams: torch.Tensor, ngram_offsets: torch.Tensor) -> torch.Tensor:
+        return self.bag(ngrams, ngram_offsets).squeeze(1) + self.bag_bias
 
     def forward(
         self,
-        tokens: torch.Tensor,  # (B, T) unigram ids, padded with PAD
+        tokens: torch.Tensor,  # (B, T) word ids, padded with PAD
         lengths: torch.Tensor,  # (B,) real lengths, >= 1, on the CPU
         ngrams: torch.Tensor | None = None,  # (N,) bag ids of all reviews, concatenated
         ngram_offsets: torch.Tensor | None = None,  # (B,) where each review's ids start
-        lstm: bool = True,  # False: the LSTM's features read as zeros (first training phase)
+        bag_logits: torch.Tensor | None = None,  # (B,) given instead of ngrams (training's phase two)
     ) -> torch.Tensor:
         """Logits of P(positive), shape (B,)."""
-        parts = []
-        if self.config.use_lstm and not lstm:
-            parts.append(tokens.new_zeros(len(lengths), self.lstm_features, dtype=torch.float))
-        elif self.config.use_lstm:
-            packed = pack_padded_sequence(
-                self.embedding(tokens), lengths, batch_first=True, enforce_sorted=False
-            )
-            _, (h_n, _) = self.lstm(packed)
-            # h_n holds each sequence's state at its own last real token.
-            last = h_n[-2:] if self.config.bidirectional else h_n[-1:]
-            parts.append(torch.cat(list(last), dim=1))
-        if self.config.ngram_size:
-            parts.append(self.bag(ngrams, ngram_offsets))
-        return self.head(self.dropout(torch.cat(parts, dim=1))).squeeze(1)
+        logits = torch.zeros(len(lengths))
+        if bag_logits is None and self.config.ngram_size:
+            bag_logits = self.bag_logits(ngrams, ngram_offsets)
+        if bag_logits is not None:
+            logits = bag_logits
+        if self.config.use_lstm:
+            states, _ = self.lstm(self.embedding(tokens))  # (B, T, H)
+            last = states[torch.arange(len(lengths)), lengths - 1]  # each review's own last token
+            logits = logits + self.head(self.dropout(last)).squeeze(1)
+        return logits

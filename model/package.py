@@ -17,9 +17,9 @@ from model.scorer import CONFIG, VOCAB, WEIGHTS
 
 MODEL_PACKAGE = Path(__file__).resolve().parent
 # Everything inference.py imports, as code/model/<file>, plus the entry point.
-SERVING_FILES = ("__init__.py", "preprocess.py", "stopwords.txt", "encoding.py", "network.py", "scorer.py")
+SERVING_FILES = ("__init__.py", "preprocess.py", "encoding.py", "network.py", "scorer.py")
 # What the SageMaker PyTorch container installs before loading the model.
-SERVING_REQUIREMENTS = "beautifulsoup4>=4.12,<5\nnltk>=3.8,<4\n"
+SERVING_REQUIREMENTS = "beautifulsoup4>=4.12,<5\n"
 
 
 def write_code_dir(code_dir: Path) -> None:

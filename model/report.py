@@ -61,6 +61,9 @@ def plot_training(history: list[dict], confusion, path: Path) -> None:
     acc_ax.plot(epochs, [h["valid_acc"] for h in history], "o-", label="validation")
     acc_ax.set(title="accuracy", xlabel="epoch")
     for ax in (loss_ax, acc_ax):
+        if epochs and epochs[0] == 0:  # training's phase one: the bag branch alone, fitted at once
+            ax.set_xticks(epochs, ["bag"] + [str(e) for e in epochs[1:]])
+            ax.set_xlabel("phase one (bag), then LSTM epoch")
         ax.legend()
         ax.grid(alpha=0.3)
     _draw_confusion(cm_ax, confusion, "validation confusion matrix")

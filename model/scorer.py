@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from model.encoding import Vocabulary
@@ -16,16 +17,16 @@ WEIGHTS, VOCAB, CONFIG = "model.pt", "vocab.json", "config.json"
 BATCH_SIZE = 256
 
 
-def collate(encoded: list[tuple[list[int], list[int]]]):
+def collate(encoded: list[tuple[np.ndarray, np.ndarray]]):
     """Encoded reviews -> (tokens, lengths, ngrams, offsets) tensors."""
-    lengths = torch.tensor([len(ids) for ids, _ in encoded])
-    tokens = torch.full((len(encoded), int(lengths.max())), PAD, dtype=torch.long)
+    lengths = np.array([len(ids) for ids, _ in encoded])
+    tokens = np.full((len(encoded), int(lengths.max())), PAD, dtype=np.int64)
     for row, (ids, _) in enumerate(encoded):
-        tokens[row, : len(ids)] = torch.tensor(ids)
+        tokens[row, : len(ids)] = ids
     bags = [bag for _, bag in encoded]
-    offsets = torch.tensor([0] + [len(b) for b in bags[:-1]]).cumsum(0)
-    ngrams = torch.tensor([i for b in bags for i in b])
-    return tokens, lengths, ngrams, offsets
+    offsets = np.concatenate([[0], np.cumsum([len(b) for b in bags[:-1]], dtype=np.int64)])
+    return (torch.from_numpy(tokens), torch.from_numpy(lengths), torch.from_numpy(np.concatenate(bags)),
+            torch.from_numpy(offsets))
 
 
 class Scorer:
@@ -49,7 +50,7 @@ class Scorer:
 
 
 @torch.inference_mode()
-def score_encoded(network: SentimentLSTM, encoded, batch_size: int = BATCH_SIZE, lstm: bool = True) -> list[float]:
+def score_encoded(network: SentimentLSTM, encoded, batch_size: int = BATCH_SIZE) -> list[float]:
     """P(positive) for encoded reviews, in order. They go through the network in
     batches of similar length, so little work is spent on padding."""
     network.eval()
@@ -57,7 +58,7 @@ def score_encoded(network: SentimentLSTM, encoded, batch_size: int = BATCH_SIZE,
     scores = [0.0] * len(encoded)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        probs = torch.sigmoid(network(*collate([encoded[i] for i in chunk]), lstm=lstm))
+        probs = torch.sigmoid(network(*collate([encoded[i] for i in chunk])))
         for i, p in zip(chunk, probs.tolist()):
             scores[i] = p
     return scores

@@ -22,10 +22,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # as a SageMaker entry point: model/ is the source dir
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np
 import torch
 from model.progress import progress
 
-from model.data import load_imdb, validation_split
+from model.data import load_imdb, movie_folds, validation_split
 from model.encoding import Vocabulary
 from model.network import SentimentConfig, SentimentLSTM
 from model.package import write_model_dir
@@ -46,19 +47,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output-dir", default=env.get("SM_OUTPUT_DATA_DIR", "runs/latest"),
                    help="metrics.json and training.png go here")
     # network
-    p.add_argument("--vocab-size", type=int, default=30_000)
-    p.add_argument("--bigrams", type=int, default=60_000, help="bigrams in the bag branch (0: none)")
-    p.add_argument("--embed-dim", type=int, default=64)
-    p.add_argument("--hidden-dim", type=int, default=64)
-    p.add_argument("--bag-dim", type=int, default=16)
-    p.add_argument("--max-len", type=int, default=256)
-    p.add_argument("--dropout", type=float, default=0.4)
+    p.add_argument("--vocab-size", type=int, default=100_000, help="most words kept (each in >= 2 reviews)")
+    p.add_argument("--buckets", type=int, default=16_000_057,
+                   help="hashed bigram + trigram features in the bag branch (0: words only)")
+    p.add_argument("--embed-dim", type=int, default=32)
+    p.add_argument("--hidden-dim", type=int, default=32)
+    p.add_argument("--max-len", type=int, default=200)
+    p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--no-lstm", action="store_true", help="ablation: the bag branch alone")
-    # optimisation
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--bag-epochs", type=int, default=0,
-                   help="first train the bag branch alone for this many epochs, then freeze it and "
-                        "train the LSTM on what the bag misses (0: train both together)")
+    p.add_argument("--no-bag", action="store_true", help="ablation: the LSTM alone")
+    # phase one: the bag branch, NB-weighted logistic regression fitted exactly
+    p.add_argument("--bag-c", type=float, default=0.1, help="inverse L2 strength of the bag's regression")
+    p.add_argument("--bag-folds", type=int, default=5,
+                   help="folds (by movie) for the out-of-fold bag logits phase two learns from "
+                        "(0: ablation, the full fit's own logits)")
+    # phase two: the LSTM
+    p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
@@ -84,20 +88,51 @@ def find_dataset(path: str | None) -> str | None:
     return path
 
 
-def batches(encoded, labels, batch_size, rng):
+def fit_bag(bags, labels, size: int, c: float):
+    """NB-weighted logistic regression on the sets of n-grams (Wang & Manning
+    2012): features scaled by their log-count ratio, an L2 fit by liblinear.
+    A convex problem, so solved exactly rather than by SGD. Returns (one
+    weight per feature id, intercept); features in fewer than two reviews
+    keep weight 0 (they carry noise, not evidence)."""
+    from scipy.sparse import csr_matrix
+    from sklearn.linear_model import LogisticRegression
+
+    indptr = np.cumsum([0] + [len(b) for b in bags])
+    x = csr_matrix((np.ones(indptr[-1], dtype=np.float32), np.concatenate(bags), indptr), shape=(len(bags), size))
+    y = np.asarray(labels)
+    df = np.asarray(x.sum(0)).ravel()
+    keep = np.flatnonzero(df >= 2)
+    x = x[:, keep]
+    pos, neg = np.asarray(x[y == 1].sum(0)).ravel() + 1, np.asarray(x[y == 0].sum(0)).ravel() + 1
+    ratio = np.log((pos / pos.sum()) / (neg / neg.sum()))
+    fit = LogisticRegression(C=c, solver="liblinear", dual=True, max_iter=1000, random_state=0)  # reproducible
+    fit = fit.fit(x.multiply(ratio).tocsr(), y)
+    weights = np.zeros(size, dtype=np.float32)
+    weights[keep] = ratio * fit.coef_[0]
+    return weights, float(fit.intercept_[0])
+
+
+def bag_logits(weights, intercept, bags):
+    return np.array([weights[b].sum() for b in bags], dtype=np.float32) + intercept
+
+
+def batches(encoded, bag_logits, labels, batch_size, rng):
     """Batches of similar length (less padding), in random order."""
     order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i][0]) + rng.random() * 8))
     chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     rng.shuffle(chunks)
     for chunk in chunks:
-        yield collate([encoded[i] for i in chunk]), torch.tensor([labels[i] for i in chunk], dtype=torch.float)
+        tokens, lengths, _, _ = collate([encoded[i] for i in chunk])
+        yield (tokens, lengths, torch.from_numpy(bag_logits[chunk]),
+               torch.tensor([labels[i] for i in chunk], dtype=torch.float))
 
 
-def evaluate(network, encoded, labels, lstm=True):
-    probs = score_encoded(network, encoded, batch_size=512, lstm=lstm)
+def evaluate(network, encoded, labels):
+    probs = np.array(score_encoded(network, encoded, batch_size=512))
     eps = 1e-7
-    loss = -sum(math.log(p + eps) if y else math.log(1 - p + eps) for p, y in zip(probs, labels)) / len(labels)
-    return loss, probs
+    loss = float(-np.mean(np.where(np.asarray(labels) == 1, np.log(probs + eps), np.log(1 - probs + eps))))
+    accuracy = float(np.mean((probs > 0.5) == (np.asarray(labels) == 1)))
+    return loss, accuracy, probs.tolist()
 
 
 def main(argv=None) -> dict:
@@ -112,85 +147,105 @@ def main(argv=None) -> dict:
     model_dir.mkdir(parents=True, exist_ok=True)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    # data: train/ only; a seeded, stratified validation split chooses the epoch
+    # data: train/ only; a seeded validation split, by movie, chooses the epoch
     imdb = load_imdb(find_dataset(args.data), splits=("train",))
     examples = imdb.train
     if args.limit:
         examples = random.Random(args.seed).sample(examples, min(args.limit, len(examples)))
     train_set, valid_set = validation_split(examples, args.valid_fraction, args.seed)
-    train_tokens = [tokenize(text) for text, _ in progress(train_set, desc="preprocessing train", unit=" reviews")]
-    valid_tokens = [tokenize(text) for text, _ in progress(valid_set, desc="preprocessing validation", unit=" reviews")]
-    train_labels = [y for _, y in train_set]
-    valid_labels = [y for _, y in valid_set]
+    train_tokens = [tokenize(e.text) for e in progress(train_set, desc="preprocessing train", unit=" reviews")]
+    valid_tokens = [tokenize(e.text) for e in progress(valid_set, desc="preprocessing validation", unit=" reviews")]
+    train_labels = [e.label for e in train_set]
+    valid_labels = [e.label for e in valid_set]
 
     # vocabulary, from the training part only
-    vocabulary = Vocabulary.build(train_tokens, args.vocab_size, args.bigrams)
+    vocabulary = Vocabulary.build(train_tokens, args.vocab_size, args.buckets)
     config = SentimentConfig(
         vocab_size=vocabulary.vocab_size,
-        ngram_size=vocabulary.ngram_size,
+        ngram_size=0 if args.no_bag else vocabulary.ngram_size,
         embed_dim=args.embed_dim,
         hidden_dim=args.hidden_dim,
-        bag_dim=args.bag_dim,
         dropout=args.dropout,
         max_len=args.max_len,
         use_lstm=not args.no_lstm,
     )
     train_encoded = [vocabulary.encode(t, config.max_len) for t in train_tokens]
     valid_encoded = [vocabulary.encode(t, config.max_len) for t in valid_tokens]
-
     network = SentimentLSTM(config)
-    two_phase = bool(args.bag_epochs and config.use_lstm and config.ngram_size)
-    if two_phase:
-        # The head reads the LSTM's features through zero weights until phase
-        # two: the phase-one model is exactly the bag model.
-        with torch.no_grad():
-            network.head.weight[:, : network.lstm_features] = 0
-
-    def make_optimizer(phase: int):
-        if phase == 2:  # the bag branch is frozen; the LSTM learns what it misses
-            for p in network.bag.parameters():
-                p.requires_grad_(False)
-        params = [p for p in network.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
-
-    def phase_of(epoch: int) -> int:
-        return 1 if two_phase and epoch <= args.bag_epochs else 2
-
-    optimizer = make_optimizer(phase_of(1))
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    history: list[dict] = []
-    best = {"valid_acc": -1.0, "valid_loss": float("inf"), "epoch": 0, "state": None}
-    first_epoch = 1
+    if config.use_lstm and config.ngram_size:
+        with torch.no_grad():  # the LSTM's head starts silent: until phase two the model is the bag
+            network.head.weight.zero_()
+            network.head.bias.zero_()
     checkpoint_path = model_dir / CHECKPOINT
-    if args.resume and checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, weights_only=True)
+    checkpoint = torch.load(checkpoint_path, weights_only=True) if args.resume and checkpoint_path.exists() else None
+
+    # phase one: the bag branch. Phase two learns from the bag's logits on
+    # reviews it was not fitted on (out of fold, by movie), as at test time:
+    # on its own training reviews the bag is nearly always right.
+    history: list[dict] = []
+    train_bag_logits = np.zeros(len(train_set), dtype=np.float32)
+    if config.ngram_size and checkpoint:
+        train_bag_logits = checkpoint["train_bag_logits"].numpy()
+    elif config.ngram_size:
+        phase_started = time.time()
+        train_bags = [bag for _, bag in train_encoded]
+        folds = np.array(movie_folds(train_set, max(args.bag_folds, 1), args.seed))
+        for fold in progress(range(args.bag_folds) if config.use_lstm else [], desc="bag, out of fold", unit=" folds"):
+            fit_on, held_out = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+            weights, intercept = fit_bag([train_bags[i] for i in fit_on], [train_labels[i] for i in fit_on],
+                                         config.ngram_size, args.bag_c)
+            train_bag_logits[held_out] = bag_logits(weights, intercept, [train_bags[i] for i in held_out])
+        weights, intercept = fit_bag(train_bags, train_labels, config.ngram_size, args.bag_c)
+        if not args.bag_folds:
+            train_bag_logits = bag_logits(weights, intercept, train_bags)
+        with torch.no_grad():
+            network.bag.weight.copy_(torch.from_numpy(weights).unsqueeze(1))
+            network.bag_bias.fill_(intercept)
+        valid_loss, valid_acc, _ = evaluate(network, valid_encoded, valid_labels)  # the bag alone
+        history.append({"epoch": 0, "phase": 1, "train_loss": None, "train_acc": None,
+                        "valid_loss": valid_loss, "valid_acc": valid_acc,
+                        "seconds": round(time.time() - phase_started, 1)})
+        print(f"epoch=0 valid_loss={valid_loss:.4f} valid_acc={valid_acc:.4f}", flush=True)
+    for p in [*network.bag.parameters(), network.bag_bias] if config.ngram_size else []:
+        p.requires_grad_(False)  # phase two: the bag is fixed; the LSTM learns what it misses
+
+    best = {"valid_acc": -1.0, "valid_loss": float("inf"), "epoch": 0,
+            "state": {k: v.clone() for k, v in network.state_dict().items()}}
+    if config.use_lstm:
+        optimizer = torch.optim.AdamW([p for p in network.parameters() if p.requires_grad],
+                                      lr=args.lr, weight_decay=args.weight_decay)
+    first_epoch = 1
+    if checkpoint:
         network.load_state_dict(checkpoint["network"])
         history, best = checkpoint["history"], checkpoint["best"]
         torch.set_rng_state(checkpoint["torch_rng"])  # dropout continues as if never stopped
-        first_epoch = len(history) + 1
-        optimizer = make_optimizer(phase_of(first_epoch))
-        if phase_of(first_epoch) == phase_of(first_epoch - 1):  # else a new phase starts afresh
+        if config.use_lstm and "optimizer" in checkpoint:
             optimizer.load_state_dict(checkpoint["optimizer"])
-        print(f"resuming after epoch {len(history)}", file=sys.stderr)
+        first_epoch = sum(h["phase"] == 2 for h in history) + 1
+        print(f"resuming after epoch {first_epoch - 1}", file=sys.stderr)
+
+    def save_checkpoint():
+        torch.save({"network": network.state_dict(), "history": history, "best": best,
+                    "torch_rng": torch.get_rng_state(), "train_bag_logits": torch.from_numpy(train_bag_logits),
+                    **({"optimizer": optimizer.state_dict()} if config.use_lstm else {})},
+                   checkpoint_path.with_suffix(".tmp"))
+        checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+
+    save_checkpoint()  # phase one is minutes of work: keep it
     rng = random.Random(args.seed)
     for _ in range(first_epoch - 1):  # replay the batch order of the epochs done
-        list(batches(train_encoded, train_labels, args.batch_size, rng))
+        list(batches(train_encoded, train_bag_logits, train_labels, args.batch_size, rng))
 
+    # phase two: the LSTM, on top of the fixed bag
     steps_per_epoch = math.ceil(len(train_encoded) / args.batch_size)
-    for epoch in range(first_epoch, args.epochs + 1):
-        phase = phase_of(epoch)
-        if phase == 2 and epoch > 1 and phase_of(epoch - 1) == 1:
-            network.load_state_dict(best["state"])  # the best bag model, then the LSTM on top
-            # The model shipped is a phase-two one: it reads the LSTM.
-            best = {**best, "valid_acc": -1.0, "valid_loss": float("inf")}
-            optimizer = make_optimizer(2)
-            print(f"phase two: bag frozen, training the LSTM from epoch {epoch}", file=sys.stderr)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    for epoch in range(first_epoch, args.epochs + 1 if config.use_lstm else 1):
         network.train()
         epoch_started, seen, total_loss, correct = time.time(), 0, 0.0, 0
-        bar = progress(batches(train_encoded, train_labels, args.batch_size, rng), total=steps_per_epoch,
-                   desc=f"epoch {epoch}/{args.epochs}", unit=" batches")
-        for inputs, targets in bar:
-            logits = network(*inputs, lstm=phase == 2)
+        bar = progress(batches(train_encoded, train_bag_logits, train_labels, args.batch_size, rng),
+                       total=steps_per_epoch, desc=f"epoch {epoch}/{args.epochs}", unit=" batches")
+        for tokens, lengths, bag, targets in bar:
+            logits = network(tokens, lengths, bag_logits=bag if config.ngram_size else None)
             loss = loss_fn(logits, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -199,11 +254,10 @@ def main(argv=None) -> dict:
             seen += len(targets)
             total_loss += loss.item() * len(targets)
             correct += int(((logits > 0).float() == targets).sum())
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
 
-        valid_loss, valid_probs = evaluate(network, valid_encoded, valid_labels, lstm=phase == 2)
-        valid_acc = sum((p > 0.5) == bool(y) for p, y in zip(valid_probs, valid_labels)) / len(valid_labels)
-        history.append({"epoch": epoch, "phase": phase, "train_loss": total_loss / seen, "train_acc": correct / seen,
+        valid_loss, valid_acc, _ = evaluate(network, valid_encoded, valid_labels)
+        history.append({"epoch": epoch, "phase": 2, "train_loss": total_loss / seen, "train_acc": correct / seen,
                         "valid_loss": valid_loss, "valid_acc": valid_acc,
                         "seconds": round(time.time() - epoch_started, 1)})
         # SageMaker's metric definitions read these lines from the log.
@@ -213,11 +267,8 @@ def main(argv=None) -> dict:
         if (valid_acc, -valid_loss) > (best["valid_acc"], -best["valid_loss"]):
             best = {"valid_acc": valid_acc, "valid_loss": valid_loss, "epoch": epoch,
                     "state": {k: v.clone() for k, v in network.state_dict().items()}}
-        torch.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
-                    "history": history, "best": best, "torch_rng": torch.get_rng_state()},
-                   checkpoint_path.with_suffix(".tmp"))
-        checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
-        if epoch - best["epoch"] >= args.patience and (phase == 2 or not two_phase):
+        save_checkpoint()
+        if epoch - best["epoch"] >= args.patience:
             print(f"early stop: no validation gain since epoch {best['epoch']}", file=sys.stderr)
             break
 
@@ -227,7 +278,7 @@ def main(argv=None) -> dict:
     checkpoint_path.unlink(missing_ok=True)
 
     # report on the validation split (test/ is reported once, by `critic evaluate`)
-    _, valid_probs = evaluate(network, valid_encoded, valid_labels)
+    _, _, valid_probs = evaluate(network, valid_encoded, valid_labels)
     metrics = {
         "validation": binary_metrics(valid_labels, valid_probs),
         "best_epoch": best["epoch"],

@@ -106,7 +106,7 @@ def imdb_test_reviews(imdb: Path | None, reviews: Path | None, folder: Path) -> 
 
     data = load_imdb(imdb, splits=("test",))
     path = folder / "imdb-test.txt"
-    path.write_text("".join(" ".join(text.split()) + "\n" for text, _ in data.test), encoding="utf-8")
+    path.write_text("".join(" ".join(text.split()) + "\n" for text, *_ in data.test), encoding="utf-8")
     return path
 
 

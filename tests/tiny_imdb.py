@@ -10,8 +10,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Options of model/train.py for a small model that learns the tiny data in seconds.
 TINY_TRAINING_ARGS = ["--epochs", "6", "--batch-size", "16", "--lr", "0.01", "--embed-dim", "16",
-                      "--hidden-dim", "16", "--bag-dim", "8", "--patience", "6", "--threads", "1",
-                      "--bigrams", "200", "--dropout", "0.1"]
+                      "--hidden-dim", "16", "--patience", "6", "--threads", "1", "--buckets", "5003",
+                      "--bag-folds", "3", "--dropout", "0.1"]
+REVIEWS_PER_MOVIE = 5  # as on IMDB, a movie has several reviews: splits must keep them together
 
 PRAISE = ["great", "wonderful", "brilliant", "loved", "superb", "moving", "beautiful", "masterpiece",
           "excellent", "funny", "charming", "best"]
@@ -44,6 +45,11 @@ def make_tiny_imdb(path: Path, per_class: int = 150, seed: int = 0) -> Path:
                 for i in range(per_class):
                     rating = rng.randint(7, 10) if positive else rng.randint(1, 4)
                     add(f"{split}/{kind}/{i}_{rating}.txt", review(rng, positive))
+                # line i: review i's movie page; test/'s movies are not train/'s
+                first = 1000 if split == "train" else 5000
+                add(f"{split}/urls_{kind}.txt", "".join(
+                    f"http://www.imdb.com/title/tt{first + i // REVIEWS_PER_MOVIE:07d}/usercomments\n"
+                    for i in range(per_class)))
         for i in range(20):
             add(f"train/unsup/{i}_0.txt", review(rng, rng.random() < 0.5))
     return path

@@ -44,9 +44,9 @@ def run(args) -> int:
         raise UsageError(f"{args.data}: no aclImdb/test reviews found")
     with scorer:
         started = time.perf_counter()
-        scores = score_reviews(scorer, [text for text, _ in test])
+        scores = score_reviews(scorer, [e.text for e in test])
         seconds = time.perf_counter() - started
-    metrics = binary_metrics([label for _, label in test], scores)
+    metrics = binary_metrics([e.label for e in test], scores)
     metrics["reviews_per_second"] = round(len(test) / seconds, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "evaluation.json").write_text(json.dumps(metrics, indent=2))
