@@ -4,7 +4,10 @@ One uploaded object version is one SageMaker transform job:
 
 - which uploads are input (`skip_reason`, `input_format`): `.txt` (one review
   per line), `.jsonl` (one {"review": ...} object per line), `.csv` (one
-  record per line, the review is the last field, no header);
+  record per line, the review is the last field, no header); and which input
+  SageMaker would refuse whatever is retried (`submission_problem`: a key too
+  long for, or not allowed in, the job's S3 URIs), recorded as a Skipped
+  status (`skipped_status_document`, `skipped_status_key`);
 - the job's name (`job_name`), deterministic from bucket, key and object
   version (or ETag), so a duplicate delivery of the same upload names the same
   job and SageMaker refuses to start it twice;
@@ -53,6 +56,16 @@ STATUS_SUFFIX = ".status.json"
 # invocation timeout, and is 4x the realtime API's body limit.
 DEFAULT_MAX_PAYLOAD_MB = 1
 
+# CreateTransformJob's TransformInput.DataSource.S3DataSource.S3Uri and
+# TransformOutput.S3OutputPath (botocore's sagemaker service model, shape
+# S3Uri): at most 1024 characters, matching (https|s3)://([^/]+)/?(.*).
+# SageMaker checks them in Java, so a character is counted as a UTF-16 code
+# unit (an emoji is 2; never fewer than Python's count, so nothing longer
+# passes) and "." matches no line terminator (\n, \r, U+0085, U+2028, U+2029).
+S3_URI_MAX = 1024
+_S3_URI = re.compile("(https|s3)://([^/]+)/?([^\n\r\u0085\u2028\u2029]*)")
+S3_KEY_MAX_BYTES = 1024  # S3's limit on an object key (UTF-8)
+
 JOB_NAME_MAX = 63
 JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 JOB_PREFIX_MAX = 24
@@ -77,6 +90,38 @@ def skip_reason(key: str, size: int | None) -> str | None:
     if size == 0:
         return "empty object"
     return None
+
+
+def _java_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def submission_problem(bucket: str, key: str, output_bucket: str) -> str | None:
+    """Why SageMaker would refuse the transform job of this input object (its
+    request is invalid however often it is sent), or None if it would not."""
+    uris = (("TransformInput S3Uri", f"s3://{bucket}/{key}", f"s3://{bucket}/", "key"),
+            ("TransformOutput S3OutputPath", output_path(output_bucket, key), f"s3://{output_bucket}/", "folder path"))
+    for field, uri, head, part in uris:
+        length = _java_length(uri)
+        if length > S3_URI_MAX:
+            wide = " (a character outside the Basic Multilingual Plane, e.g. an emoji, counts as 2)" \
+                if length != len(uri) else ""
+            return (f"the key is too long for a SageMaker transform job: the job's {field} would be {length:,} "
+                    f"characters and SageMaker accepts at most {S3_URI_MAX:,}; upload the file with a {part} of at "
+                    f"most {S3_URI_MAX - _java_length(head):,} characters{wide}")
+        if not _S3_URI.fullmatch(uri):
+            return ("the key contains a line break (or another line terminator), which SageMaker does not accept "
+                    f"in a transform job's {field}; upload the file with a key without one")
+    return None
+
+
+def skipped_status_key(bucket: str, key: str, output_bucket: str) -> str | None:
+    """Where the status of an upload that started no job is recorded: the
+    `<key>.status.json` a job would have had, or None when that key would be
+    over S3's limit."""
+    _, result_key = output_location(f"s3://{bucket}/{key}", output_path(output_bucket, key))
+    status = status_key(result_key)
+    return status if len(status.encode("utf-8")) <= S3_KEY_MAX_BYTES else None
 
 
 def object_version(version_id: str | None, etag: str | None) -> str:
@@ -254,6 +299,24 @@ def parse_time(value: Any) -> datetime | None:
         return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, tz=timezone.utc)
     parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def skipped_status_document(bucket: str, key: str, reason: str, *, recorded_at: datetime) -> dict[str, Any]:
+    """The `<key>.status.json` record of an input upload that started no job
+    ("Skipped"), with the same fields as a finished job's."""
+    return {
+        "status": "Skipped",
+        "job": None,
+        "input": f"s3://{bucket}/{key}",
+        "output": None,
+        "counts": None,
+        "failureReason": reason,
+        "createdAt": None,
+        "startedAt": None,
+        "endedAt": None,
+        "durationSeconds": None,
+        "recordedAt": _iso(recorded_at),
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -5,7 +5,10 @@ line was wrong.
 
 - realtime: POST /score through the local HTTP API at each concurrency (default
   1, 16, 64) for DURATION seconds each (at most MAX_REQUESTS per run): requests,
-  throughput, p50/p95/p99 latency, errors (any answer but 200 with a verdict);
+  throughput, p50/p95/p99 latency, errors (any answer but 200 with a verdict),
+  and the CPU time each request cost the stack (user + system, from /proc),
+  split into the stack's own process (HTTP API and AWS endpoint), the Lambda
+  environments and the model workers, beside this load generator's own;
 - batch: FILES files of LINES lines each (.txt, .jsonl and .csv in turn) dropped
   into the input bucket at once: every job must complete and every output line
   must carry the verdict the API gives for the same review, in input order;
@@ -23,6 +26,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import signal
 import statistics
 import sys
@@ -56,7 +60,58 @@ def percentile(ordered: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * q))], 1) if ordered else float("nan")
 
 
-def realtime(api: str, concurrency: int, duration: float, max_requests: int) -> dict:
+def _tree(pid: int) -> list[int]:
+    tree, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        tree.append(current)
+        children = Path(f"/proc/{current}/task/{current}/children")
+        try:
+            frontier += [int(c) for c in children.read_text().split()]
+        except OSError:
+            pass
+    return tree
+
+
+def _role(pid: int) -> str:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return "gone"
+    if b"critic.local.lambda_worker" in command:
+        return "lambda"
+    if b"critic.container" in command:
+        return "model"
+    return "stack"
+
+
+def cpu_times(pid: int) -> dict[int, tuple[str, float]]:
+    """{pid: (role, CPU seconds used so far)} for the stack's process tree."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for member in _tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        out[member] = (_role(member), (int(fields[11]) + int(fields[12])) / ticks)  # utime + stime
+    return out
+
+
+def cpu_per_request(before: dict, after: dict, requests: int, client_seconds: float) -> dict:
+    """Milliseconds of CPU per request, by role (processes started during the
+    run count from zero; one that ended during it is left out)."""
+    roles = {"stack": 0.0, "lambda": 0.0, "model": 0.0}
+    for member, (role, seconds) in after.items():
+        if role in roles:
+            roles[role] += seconds - before.get(member, (role, 0.0))[1]
+    per = {role: round(seconds * 1000 / max(1, requests), 2) for role, seconds in roles.items()}
+    per["total"] = round(sum(roles.values()) * 1000 / max(1, requests), 2)
+    per["load_generator"] = round(client_seconds * 1000 / max(1, requests), 2)
+    return per
+
+
+def realtime(api: str, concurrency: int, duration: float, max_requests: int, pid: int | None = None) -> dict:
     """Each worker keeps one connection and sends requests back to back until
     the time or the request budget runs out."""
     budget = threading.Semaphore(max_requests)
@@ -95,17 +150,22 @@ def realtime(api: str, concurrency: int, duration: float, max_requests: int) -> 
 
     with ThreadPoolExecutor(concurrency) as pool:  # warm-up: one second, not counted
         list(pool.map(lambda _: worker(time.perf_counter() + 1, False), range(concurrency)))
+    cpu_before, client_before = (cpu_times(pid) if pid else {}), time.process_time()
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(lambda _: worker(started + duration, True), range(concurrency)))
     elapsed = time.perf_counter() - started
+    cpu_after, client_seconds = (cpu_times(pid) if pid else {}), time.process_time() - client_before
     ordered = sorted(latencies)
     total = len(ordered) + sum(errors.values())
-    return {"concurrency": concurrency, "seconds": round(elapsed, 1), "requests": total,
-            "req_per_s": round(total / elapsed, 1), "p50_ms": percentile(ordered, 0.50),
-            "p95_ms": percentile(ordered, 0.95), "p99_ms": percentile(ordered, 0.99),
-            "max_ms": round(ordered[-1], 1) if ordered else None, "errors": sum(errors.values()),
-            "error_kinds": errors}
+    figures = {"concurrency": concurrency, "seconds": round(elapsed, 1), "requests": total,
+               "req_per_s": round(total / elapsed, 1), "p50_ms": percentile(ordered, 0.50),
+               "p95_ms": percentile(ordered, 0.95), "p99_ms": percentile(ordered, 0.99),
+               "max_ms": round(ordered[-1], 1) if ordered else None, "errors": sum(errors.values()),
+               "error_kinds": errors}
+    if pid:
+        figures["cpu_ms_per_request"] = cpu_per_request(cpu_before, cpu_after, total, client_seconds)
+    return figures
 
 
 def verdicts(api: str) -> dict[str, dict]:
@@ -217,7 +277,8 @@ def main() -> int:
         process, aws, api = start(args.artifact, Path(tmp) / "data")
         figures: dict = {"artifact": str(args.artifact), "memory_idle": memory(process.pid)}
         try:
-            figures["realtime"] = [realtime(api, c, args.duration, args.max_requests) for c in args.concurrency]
+            figures["realtime"] = [realtime(api, c, args.duration, args.max_requests, process.pid)
+                                  for c in args.concurrency]
             if not args.skip_batch:
                 figures["batch"] = batch(aws, api, process.pid, args.files, args.lines, args.batch_timeout)
             figures["memory_after"] = memory(process.pid)

@@ -27,7 +27,6 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from moto.moto_server.werkzeug_app import MotoRequestHandler
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from batch.local_runner import ModelAnswer
 from critic import REPO_ROOT
@@ -36,6 +35,7 @@ from critic.local.api import HttpApiGateway
 from critic.local.aws import AwsEndpoint
 from critic.local.lambdas import AsyncInvoker, LambdaFunction, endpoint_variables, function_environment
 from critic.local.sagemaker import Endpoint, TransformJobs, state_change_event
+from critic.local.serving import KeepAliveHandler, Server
 from critic.local.template import DEFAULT_REGION, LocalStack, Rule, read_template
 
 LOG = logging.getLogger("critic.stack")
@@ -82,34 +82,8 @@ def check_port(host: str, port: int, variable: str, flag: str) -> None:
             raise
 
 
-class _NoDelay:
-    """Small answers leave at once (no Nagle delay waiting for an ACK)."""
-
-    def setup(self) -> None:
-        super().setup()  # type: ignore[misc]
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
-
-
-class _ApiHandler(_NoDelay, WSGIRequestHandler):
-    pass
-
-
-class _AwsHandler(_NoDelay, MotoRequestHandler):
+class _AwsHandler(KeepAliveHandler, MotoRequestHandler):
     """moto's handler keeps S3 metadata headers with underscores."""
-
-
-class _Server(threading.Thread):
-    def __init__(self, name: str, host: str, port: int, app, handler):
-        super().__init__(name=name, daemon=True)
-        self.server = make_server(host, port, app, threaded=True, request_handler=handler)
-        self.server.daemon_threads = True
-
-    def run(self) -> None:
-        self.server.serve_forever(poll_interval=0.2)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Stack:
@@ -118,7 +92,7 @@ class Stack:
         self.template: LocalStack | None = None
         self.container = None
         self.functions: dict[str, LambdaFunction] = {}
-        self.servers: list[_Server] = []
+        self.servers: list[Server] = []
         self.jobs: TransformJobs | None = None
         self.invoker: AsyncInvoker | None = None
         self._sequencer = local_s3.Sequencer()
@@ -260,14 +234,14 @@ class Stack:
                 store.sync_deletions()
 
         aws_app = AwsEndpoint(self.jobs, endpoint, after_s3_change, self.info)
-        self.servers.append(_Server("aws-endpoint", options.host, options.aws_port, aws_app, _AwsHandler))
+        self.servers.append(Server("aws-endpoint", options.host, options.aws_port, aws_app, _AwsHandler))
         functions = self.functions
         api = template.apis[0] if template.apis else None
         if len(template.apis) > 1:
             LOG.warning("the template has %d HTTP APIs; serving %s", len(template.apis), api.logical_id)
         if api is not None:
             gateway = HttpApiGateway(api, functions, region, options.web_dir)
-            self.servers.append(_Server("http-api", options.host, options.api_port, gateway, _ApiHandler))
+            self.servers.append(Server("http-api", options.host, options.api_port, gateway, KeepAliveHandler))
         for server in self.servers:
             server.start()
         sqs = self.client("sqs")

@@ -596,5 +596,30 @@ def _layers(resolver: _Resolver, resources: dict, root: Path, layers: list) -> l
         content = (resource.get("Properties") or {}).get("ContentUri")
         if isinstance(content, str):
             folder = (root / content).resolve()
-            paths.append(folder / "python" if (folder / "python").is_dir() else folder)
+            if (folder / "python").is_dir():
+                paths.append(folder / "python")
+            elif (folder / "__init__.py").is_file():
+                paths.append(_package_layer(folder))
+            else:
+                paths.append(folder)
     return paths
+
+
+def _package_layer(package: Path) -> Path:
+    """A layer whose content is one Python package (the build puts it in
+    /opt/python/<name>, as layers/domain/Makefile does for batch/): a folder
+    holding only that package, so the function imports it from the layer,
+    never from whatever else is installed (another checkout's editable
+    install, for one), and sees nothing else of the repository."""
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256(str(package).encode()).hexdigest()[:12]
+    shim = Path(tempfile.gettempdir()) / "critic-layers" / digest / "python"
+    link = shim / package.name
+    if not (link.is_symlink() and link.resolve() == package):
+        shim.mkdir(parents=True, exist_ok=True)
+        spare = shim / f".{package.name}.{uuid.uuid4().hex}"
+        spare.symlink_to(package, target_is_directory=True)
+        spare.replace(link)  # atomic: stacks starting at once agree
+    return shim

@@ -3,7 +3,10 @@ uploaded object version (see batch/jobs.py for names, request and output).
 
 Every record of the event is handled; keys are URL-decoded. Objects that are
 not input (other suffixes, empty objects, folder markers) are skipped with a
-log line. A duplicate delivery finds its job already exists: one upload, one
+log line. An input file SageMaker would refuse whatever is retried (a key too
+long for the job's S3 URIs, or with a line break) is skipped too: the reason
+is logged and recorded as `<key>.status.json` (status "Skipped") in the
+output bucket, where a job's outcome would be, if S3 allows that key. A duplicate delivery finds its job already exists: one upload, one
 job. A record that fails does not stop the others; after all of them, the
 invocation fails with a message naming the failed objects, so Lambda retries
 the event (the records already submitted are then duplicates, i.e. no-ops)
@@ -15,7 +18,9 @@ POWERTOOLS_METRICS_NAMESPACE.
 """
 from __future__ import annotations
 
+import json
 import os
+from datetime import datetime, timezone
 from urllib.parse import unquote_plus
 
 import boto3
@@ -25,7 +30,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from batch import jobs
 
@@ -123,6 +128,25 @@ def submit(bucket: str, key: str, version: str) -> dict:
     return {"outcome": "submitted", "job": name}
 
 
+def refuse(bucket: str, key: str, reason: str) -> dict:
+    """An input no retry can submit: skipped with its reason, logged and, where
+    the key leaves room, recorded beside where its output would have been."""
+    logger.warning("skipped: %s", reason)
+    metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=1)
+    status_key = jobs.skipped_status_key(bucket, key, OUTPUT_BUCKET)
+    if status_key is None:
+        logger.warning("no status record: its key would be longer than S3 allows")
+        return {"outcome": "skipped", "reason": reason, "status": None}
+    document = jobs.skipped_status_document(bucket, key, reason, recorded_at=datetime.now(timezone.utc))
+    try:
+        s3.put_object(Bucket=OUTPUT_BUCKET, Key=status_key, ContentType="application/json",
+                      Body=json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8"))
+    except (ClientError, BotoCoreError):  # the reason is in the log; a retry would not submit the upload either
+        logger.exception("could not record the skipped upload's status", extra={"status_key": status_key})
+        return {"outcome": "skipped", "reason": reason, "status": None}
+    return {"outcome": "skipped", "reason": reason, "status": f"s3://{OUTPUT_BUCKET}/{status_key}"}
+
+
 def handle_record(record: S3EventRecord) -> dict:
     bucket = record.s3.bucket.name
     obj = record.s3.get_object
@@ -137,6 +161,9 @@ def handle_record(record: S3EventRecord) -> dict:
         logger.info("skipped: %s", reason)
         metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=1)
         return {**base, "outcome": "skipped", "reason": reason}
+    problem = jobs.submission_problem(bucket, key, OUTPUT_BUCKET)
+    if problem:
+        return {**base, **refuse(bucket, key, problem)}
     return {**base, **submit(bucket, key, jobs.object_version(obj.version_id, obj.etag))}
 
 

@@ -9,9 +9,11 @@ Every other answer is JSON {"message": "..."}:
       or the endpoint rejected the request as invalid
   413 body over MAX_BODY_BYTES          415 content type not JSON or text
   422 the model could not score this review (e.g. nothing readable in it)
-  429 endpoint throttled (Retry-After)  502 model or endpoint failure
-  503 endpoint not ready or missing (Retry-After)
-  504 endpoint did not answer in time   500 anything unexpected (logged)
+  429 endpoint throttled (Retry-After)  502 model or endpoint failure, or
+                                            the connection dropped
+  503 endpoint not ready, unavailable or missing (Retry-After)
+  504 endpoint did not answer in time   404 any other route
+  500 anything unexpected (logged)
 
 Environment: ENDPOINT_NAME, ALLOWED_ORIGIN, POWERTOOLS_SERVICE_NAME,
 POWERTOOLS_METRICS_NAMESPACE.
@@ -47,11 +49,13 @@ app = APIGatewayHttpResolver(
     cors=CORSConfig(allow_origin=os.environ.get("ALLOWED_ORIGIN", "*"), expose_headers=["Retry-After"], max_age=300)
 )
 
-# API Gateway gives the integration 29 s (the function's timeout is 28 s):
-# two attempts of at most 2 s connect + 10 s read, plus backoff, fit in that.
+# API Gateway gives the integration 29 s (the function's timeout is 28 s).
+# Worst case: two attempts of at most 2 s connect + 8 s read, and one retry
+# delay of botocore's standard mode (at most 1 s after throttling, raised by
+# up to 5 s more when the answer carries x-amz-retry-after): 26 s.
 sagemaker_runtime = boto3.client(
     "sagemaker-runtime",
-    config=Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard", "total_max_attempts": 2}),
+    config=Config(connect_timeout=2, read_timeout=8, retries={"mode": "standard", "total_max_attempts": 2}),
 )
 
 
@@ -115,7 +119,7 @@ def _endpoint_error(error: ClientError) -> ApiError:
     if throttled or (status == 429 and code != "ModelNotReadyException"):
         logger.warning("endpoint throttled", extra=details)
         return ApiError(HTTPStatus.TOO_MANY_REQUESTS, "too many requests; retry shortly", RETRY_AFTER_SECONDS)
-    if code in ("ModelNotReadyException", "ServiceUnavailable"):
+    if code in ("ModelNotReadyException", "ServiceUnavailable") or status == 503:  # also a bare 503
         logger.warning("endpoint unavailable", extra=details)
         return ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "the model is not ready; retry shortly", RETRY_AFTER_SECONDS)
     if code == "ModelError":

@@ -58,5 +58,27 @@ class FakeLambdaContext:
         return 28_000
 
 
+def function_timeout(logical_id: str) -> int:
+    """The Timeout template.yaml gives a function (seconds)."""
+    from cfnlint.decode import cfn_yaml
+
+    return int(cfn_yaml.load(str(REPO / "template.yaml"))["Resources"][logical_id]["Properties"]["Timeout"])
+
+
+def worst_case_seconds(config) -> float:
+    """The longest one SDK call with this botocore Config can take: each
+    attempt may wait connect_timeout + read_timeout, and before each retry
+    botocore's standard mode waits at most min(scale * 2**(i-1), 20) s (scale:
+    1 s after throttling, the larger), raised by up to 5 s more when the
+    answer carries x-amz-retry-after. Read from the pinned botocore itself."""
+    from botocore.retries.standard import ExponentialBackoff
+
+    attempts = config.retries["total_max_attempts"]
+    scale = max(ExponentialBackoff._DEFAULT_BACKOFF_CONFIG.values())
+    delays = sum(min(scale * ExponentialBackoff._BASE ** (i - 1), ExponentialBackoff._MAX_BACKOFF)
+                 + ExponentialBackoff._RETRY_AFTER_MAX_ADDITIONAL for i in range(1, attempts))
+    return attempts * (config.connect_timeout + config.read_timeout) + delays
+
+
 def load_event(name: str) -> dict:
     return json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
 from datetime import datetime, timezone
 from urllib.parse import quote_plus, unquote_plus
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from app_support import load_event
@@ -287,3 +288,84 @@ def test_jobs_reach_sagemaker_over_http(batch_app, fresh_client, context):
         csv_job = sagemaker.describe_transform_job(TransformJobName=result["results"][2]["job"])
         assert csv_job["DataProcessing"]["JoinSource"] == "Input"
         assert csv_job["TransformInput"]["ContentType"] == "text/csv"
+
+
+# ------------------------------------------- keys SageMaker would refuse
+
+URI_ROOM = 1024 - len(f"s3://{INPUT}/")  # the longest key a job's S3Uri (at most 1024 characters) can hold
+
+
+def long_key(length: int) -> str:
+    return "uploads/" + "r" * (length - len("uploads/") - len(".txt")) + ".txt"
+
+
+def test_a_key_too_long_for_sagemaker_is_skipped_with_its_reason(batch_app, aws, context, logs):
+    """1,100 characters: no CreateTransformJob (SageMaker would refuse it on
+    every retry and the event would end in the dead-letter queue), no status
+    record either (its key would be over S3's 1,024 bytes): the log says why."""
+    lines = logs(batch_app)
+    key = long_key(1100)
+    result = batch_app.lambda_handler(put_event({"key": key, "size": 10, "versionId": "v1"}), context)  # no call stubbed
+    (only,) = result["results"]
+    assert (only["outcome"], only["key"], only["status"]) == ("skipped", key, None)
+    assert only["reason"].startswith("the key is too long for a SageMaker transform job: the job's TransformInput "
+                                     f"S3Uri would be {len(f's3://{INPUT}/{key}'):,} characters")
+    assert f"at most {URI_ROOM} characters" in only["reason"]
+    assert any(line["message"] == f"skipped: {only['reason']}" and line["key"] == key and line["level"] == "WARNING"
+               for line in lines)
+
+
+def test_a_key_just_under_the_limit_is_submitted(batch_app, aws, context):
+    sm, st = aws
+    key = long_key(URI_ROOM)
+    request = expected_request(expected_name(key, "v1", "r" * (63 - len("critic-local") - 16 - 2)), key, "text/plain",
+                               "application/jsonlines", f"s3://{OUTPUT}/uploads", join=False)
+    assert len(request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]) == 1024
+    listed(st, key)
+    created(sm, request)
+    assert batch_app.lambda_handler(put_event({"key": key, "size": 10, "versionId": "v1"}), context)["results"][0][
+        "outcome"] == "submitted"
+
+
+@pytest.mark.parametrize("key", ["uploads/line\nbreak.txt", "uploads/para\u2029graph.csv"])
+def test_a_key_with_a_line_terminator_is_skipped_and_recorded(batch_app, aws, context, key):
+    """SageMaker's S3Uri pattern ends in (.*), and its "." (Java) matches no
+    line terminator; the skip is recorded where the job's status would be."""
+    sm, st = aws
+    st.add_response("put_object", {"ETag": '"x"'}, {"Bucket": OUTPUT, "Key": key + ".status.json",
+                                                      "ContentType": "application/json", "Body": ANY})
+    result = batch_app.lambda_handler(put_event({"key": quote_plus(key, safe="/"), "size": 10, "versionId": "v1"}),
+                                      context)["results"][0]
+    assert result["outcome"] == "skipped" and "line break" in result["reason"]
+    assert result["status"] == f"s3://{OUTPUT}/{key}.status.json"
+
+
+def test_a_status_record_that_cannot_be_written_still_skips(batch_app, aws, context, logs):
+    sm, st = aws
+    lines = logs(batch_app)
+    key = long_key(1000)
+    st.add_client_error("put_object", service_error_code="InternalError", service_message="We encountered an internal error",
+                        http_status_code=500)
+    result = batch_app.lambda_handler(put_event({"key": key, "size": 10, "versionId": "v1"}), context)["results"][0]
+    assert (result["outcome"], result["status"]) == ("skipped", None)  # no exception: no retry, no dead letter
+    assert any(line["message"] == "could not record the skipped upload's status" for line in lines)
+
+
+def test_a_skipped_upload_is_recorded_as_its_status_over_http(batch_app, fresh_client, context):
+    """Against moto: a 1,000-character key (S3 holds it, SageMaker's S3Uri
+    cannot) starts no job and gets `<key>.status.json` saying why."""
+    key = long_key(1000)
+    with mock_aws():
+        s3 = fresh_client(batch_app, "s3", "s3")
+        sagemaker = fresh_client(batch_app, "sagemaker", "sagemaker")
+        s3.create_bucket(Bucket=INPUT)
+        s3.create_bucket(Bucket=OUTPUT)
+        s3.put_object(Bucket=INPUT, Key=key, Body=b"a review\n")
+        result = batch_app.lambda_handler(put_event({"key": quote_plus(key, safe="/"), "size": 9, "versionId": "v1"}),
+                                          context)["results"][0]
+        assert result["outcome"] == "skipped"
+        assert sagemaker.list_transform_jobs()["TransformJobSummaries"] == []
+        document = json.loads(s3.get_object(Bucket=OUTPUT, Key=key + ".status.json")["Body"].read())
+    assert document["status"] == "Skipped" and document["job"] is None and document["output"] is None
+    assert document["input"] == f"s3://{INPUT}/{key}" and document["failureReason"] == result["reason"]
+    assert "would be 1,047 characters" in document["failureReason"]

@@ -202,3 +202,83 @@ def test_status_document_of_a_failed_job():
         "startedAt": None, "endedAt": "2026-11-22T10:01:30Z", "durationSeconds": 90.0,
         "recordedAt": "2026-11-22T10:02:00Z",
     }
+
+
+# ------------------------------------------- what SageMaker would refuse
+
+S3_URI_SHAPE = CREATE_TRANSFORM_JOB.input_shape.members["TransformInput"].members["DataSource"].members[
+    "S3DataSource"].members["S3Uri"]
+JAVA_LINE_TERMINATORS = "\n\r\u0085\u2028\u2029"
+
+
+def test_the_limits_are_sagemakers():
+    """The 1024 and the pattern are botocore's model of CreateTransformJob,
+    for both S3 URIs of the request."""
+    output = CREATE_TRANSFORM_JOB.input_shape.members["TransformOutput"].members["S3OutputPath"]
+    for shape in (S3_URI_SHAPE, output):
+        assert shape.metadata["max"] == jobs.S3_URI_MAX == 1024
+        assert shape.metadata["pattern"] == "(https|s3)://([^/]+)/?(.*)"
+
+
+@pytest.mark.parametrize("key, problem", [
+    ("a" * (1024 - len("s3://in/")), None),                      # exactly 1024 characters
+    ("a" * (1025 - len("s3://in/")), "the job's TransformInput S3Uri would be 1,025 characters"),
+    ("😀" * 509 + ".txt", "the job's TransformInput S3Uri would be 1,030 characters"),  # 2 UTF-16 units each
+    ("x" * 1100 + ".csv", "at most 1,016 characters"),
+    ("two\nlines.txt", "line break"), ("cr\r.txt", "line break"), ("nel\u0085.txt", "line break"),
+    ("ls\u2028.txt", "line break"), ("\u2029.txt", "line break"),
+    ("tab\tand nul\x00 and é ✓.txt", None),                       # not line terminators
+])
+def test_submission_problem(key, problem):
+    reason = jobs.submission_problem("in", key, "out")
+    if problem is None:
+        assert reason is None
+    else:
+        assert reason is not None and problem in reason
+
+
+def test_an_output_path_too_long_is_a_problem_too():
+    folder = "f" * (1024 - len("s3://out-a-much-longer-bucket-name/")) + "x"
+    reason = jobs.submission_problem("in", f"{folder}/r.txt", "out-a-much-longer-bucket-name")
+    assert reason and "TransformOutput S3OutputPath would be 1,025 characters" in reason and "folder path" in reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.one_of(keys, st.builds(lambda c, n: c * n, st.sampled_from(["a", "é", "😀", "\n", "/"]), st.integers(900, 1100)),
+                     st.builds(lambda a, t, b: a + t + b, keys, st.sampled_from(list(JAVA_LINE_TERMINATORS)), keys)))
+def test_no_problem_means_sagemaker_takes_both_uris(key):
+    """A key with no submission problem gives S3 URIs within SageMaker's
+    length (counted in Java's UTF-16 units) and its pattern (Java's "."); a
+    key with one gives URIs outside them."""
+    request = jobs.transform_job_request(name="critic-x-0123456789abcdef", model_name="m", bucket="critic-in",
+                                         key=key + ".txt", output_bucket="critic-out", instance_type="ml.m5.large",
+                                         instance_count=1)
+    uris = [request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"], request["TransformOutput"]["S3OutputPath"]]
+    accepted = all(len(uri.encode("utf-16-le")) // 2 <= 1024 and not set(uri) & set(JAVA_LINE_TERMINATORS)
+                   and re.fullmatch(S3_URI_SHAPE.metadata["pattern"], uri, re.DOTALL) for uri in uris)
+    assert (jobs.submission_problem("critic-in", key + ".txt", "critic-out") is None) == accepted
+    if accepted:
+        report = ParamValidator().validate(request, CREATE_TRANSFORM_JOB.input_shape)
+        assert not report.has_errors(), report.generate_report()
+    assert JOB_NAME.fullmatch(request["TransformJobName"])  # the job-name rules hold for any key
+
+
+def test_skipped_status_key_sits_where_a_jobs_would():
+    assert jobs.skipped_status_key("in", "a/b.txt", "out") == "a/b.txt.status.json"
+    assert jobs.skipped_status_key("in", "a//b.txt", "out") == "a/b.txt.status.json"  # SageMaker's naming
+    assert jobs.skipped_status_key("in", "k" * (1024 - 16) + ".txt", "out") == "k" * 1008 + ".txt.status.json"
+    assert jobs.skipped_status_key("in", "k" * (1024 - 15) + ".txt", "out") is None  # over S3's 1,024 bytes
+    assert jobs.skipped_status_key("in", "é" * 510 + ".txt", "out") is None  # 1,024 bytes + 12
+
+
+def test_skipped_status_document_has_a_jobs_fields():
+    document = jobs.skipped_status_document("in", "a.txt", "the key is too long",
+                                            recorded_at=datetime(2026, 11, 22, 10, 2, tzinfo=timezone.utc))
+    finished = jobs.status_document({"TransformInput": {"DataSource": {"S3DataSource": {"S3Uri": "s3://in/a.txt"}}}},
+                                    output_uri=None, counts=None, recorded_at=datetime.now(timezone.utc))
+    assert set(document) == set(finished)
+    assert document == {
+        "status": "Skipped", "job": None, "input": "s3://in/a.txt", "output": None, "counts": None,
+        "failureReason": "the key is too long", "createdAt": None, "startedAt": None, "endedAt": None,
+        "durationSeconds": None, "recordedAt": "2026-11-22T10:02:00Z",
+    }

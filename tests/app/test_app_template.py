@@ -132,7 +132,11 @@ def test_batch_may_only_start_this_models_jobs(template):
     assert by_sid["DescribeThisStacksJobs"]["Resource"] == job_arn
     assert by_sid["PassTheSageMakerRole"]["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
     assert by_sid["PassTheSageMakerRole"]["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
-    assert set(by_sid) == {"CreateJobsOfThisModel", "DescribeThisStacksJobs", "PassTheSageMakerRole", "ListInputKeys"}
+    # It writes nothing but the status record of an upload it cannot submit.
+    assert by_sid["RecordSkippedUploads"]["Action"] == "s3:PutObject"
+    assert by_sid["RecordSkippedUploads"]["Resource"] == {"Fn::Sub": "${OutputBucket.Arn}/*.status.json"}
+    assert set(by_sid) == {"CreateJobsOfThisModel", "DescribeThisStacksJobs", "PassTheSageMakerRole", "ListInputKeys",
+                           "RecordSkippedUploads"}
 
 
 def test_failed_async_invocations_are_kept(template):

@@ -149,6 +149,21 @@ def test_the_projects_template_runs_locally(repo_root):
     assert stack.endpoints and stack.models
 
 
+def test_the_domain_layer_is_the_repositorys_batch_package_alone(repo_root):
+    """DomainLayer's content is batch/, built into /opt/python/batch: the
+    functions import `batch` from this checkout's layer, not from whatever
+    else is installed, and the layer holds nothing else."""
+    stack = read_template(repo_root / "template.yaml")
+    for logical_id in ("BatchFunction", "CompletionFunction"):
+        (layer,) = stack.functions[logical_id].layers
+        assert [p.name for p in layer.iterdir() if not p.name.startswith(".")] == ["batch"]
+        assert (layer / "batch").resolve() == (repo_root / "batch").resolve()
+    code = "import batch.jobs, sys; print(batch.jobs.__file__)"
+    found = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(layer), "PATH": "/usr/bin:/bin"},
+                           cwd=stack.functions["BatchFunction"].code_dir, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == str(layer / "batch" / "jobs.py")
+
+
 def test_a_port_in_use_names_the_port_and_the_variable():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -7,10 +7,14 @@ random (throttling, 500s, connection errors).
 Every request is checked against the real service model (botocore's
 validate_parameters) and SageMaker's job-name and S3Uri rules. The handler
 may only return one result per record or raise SubmitFailed naming what
-failed; failures only where a fault was injected or AWS would refuse."""
+failed; failures only where a fault was injected or AWS would refuse. An
+input SageMaker would refuse on every retry (an S3 URI over 1024 characters
+or with a line terminator) is never sent: it is skipped, and its status is
+recorded when S3 can hold the status key."""
 from __future__ import annotations
 
 import copy
+import json
 import random
 from datetime import datetime, timezone
 from unittest import mock
@@ -27,6 +31,16 @@ from batch import jobs
 INPUT = "critic-input-123456789012-us-east-1-local"
 OUTPUT = "critic-output-123456789012-us-east-1-local"
 S3URI_MAX = 1024  # SageMaker's limit on TransformInput...S3Uri and S3OutputPath
+JAVA_LINE_TERMINATORS = set("\n\r\u0085\u2028\u2029")  # what "." in SageMaker's (Java) S3Uri pattern cannot match
+
+
+def sagemaker_refuses(uri: str) -> bool:
+    """SageMaker's S3Uri rules as Java applies them: length in UTF-16 units."""
+    return len(uri.encode("utf-16-le")) // 2 > S3URI_MAX or bool(set(uri) & JAVA_LINE_TERMINATORS)
+
+
+def unsubmittable(key: str) -> bool:
+    return sagemaker_refuses(f"s3://{INPUT}/{key}") or sagemaker_refuses(jobs.output_path(OUTPUT, key))
 
 
 class World:
@@ -35,8 +49,8 @@ class World:
     def __init__(self, module, objects: set[str], faults, fail_rate: int):
         self.module, self.objects, self.faults, self.fail_rate = module, objects, faults, fail_rate
         self.jobs: dict[str, dict] = {}
+        self.statuses: dict[str, dict] = {}
         self.injected = 0
-        self.too_long = 0
 
     def _validate(self, client, operation: str, params: dict) -> None:
         validate_parameters(params, client.meta.service_model.operation_model(operation).input_shape)
@@ -64,11 +78,8 @@ class World:
         assert name.startswith("critic-local-") and name == name.lower()
         self._maybe_fail("CreateTransformJob")
         uri = params["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-        if len(uri) > S3URI_MAX or len(params["TransformOutput"]["S3OutputPath"]) > S3URI_MAX:
-            self.too_long += 1
-            raise ClientError({"Error": {"Code": "ValidationException", "Message": "1 validation error detected: "
-                               "Value at 'transformInput.dataSource.s3DataSource.s3Uri' failed to satisfy constraint: "
-                               "Member must have length less than or equal to 1024"}}, "CreateTransformJob")
+        # Never sent: SageMaker would refuse it on every retry, and the event would end as a dead letter.
+        assert not sagemaker_refuses(uri) and not sagemaker_refuses(params["TransformOutput"]["S3OutputPath"]), uri
         if name in self.jobs:
             raise ClientError({"Error": {"Code": "ValidationException", "Message": "Job name must be unique within an "
                                "AWS account and region, and a job with this name already exists"}}, "CreateTransformJob")
@@ -85,8 +96,17 @@ class World:
         return {**copy.deepcopy(job), "TransformJobStatus": "InProgress",
                 "TransformJobArn": "arn", "CreationTime": datetime.now(timezone.utc)}
 
+    def put_object(self, **params):
+        self._validate(self.module.s3, "PutObject", params)
+        self._maybe_fail("PutObject")
+        assert params["Bucket"] == OUTPUT and params["Key"].endswith(".status.json")
+        assert len(params["Key"].encode("utf-8")) <= 1024
+        self.statuses[params["Key"]] = json.loads(params["Body"])
+        return {"ETag": '"etag"'}
+
     def patches(self):
         return [mock.patch.object(self.module.s3, "list_objects_v2", side_effect=self.list_objects_v2),
+                mock.patch.object(self.module.s3, "put_object", side_effect=self.put_object),
                 mock.patch.object(self.module.sagemaker, "create_transform_job", side_effect=self.create_transform_job),
                 mock.patch.object(self.module.sagemaker, "describe_transform_job", side_effect=self.describe_transform_job)]
 
@@ -145,9 +165,14 @@ def decoded(record: dict) -> str:
     return unquote_plus(record["s3"]["object"]["key"])
 
 
-def eligible(record: dict) -> bool:
+def input_upload(record: dict) -> bool:
     obj = record["s3"]["object"]
     return record["eventName"].startswith("ObjectCreated:") and jobs.skip_reason(decoded(record), obj.get("size")) is None
+
+
+def eligible(record: dict) -> bool:
+    """An upload that should start a job."""
+    return input_upload(record) and not unsubmittable(decoded(record))
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +185,7 @@ def batch(batch_module):
        gone=st.sets(st.integers(0, 8), max_size=2))
 def test_fuzz_batch_handler_submits_each_upload_once(batch, lambda_context, sample, fail_rate, seed, gone):
     event, records = sample
-    present = {decoded(r) for i, r in enumerate(records) if eligible(r) and i not in gone}
+    present = {decoded(r) for i, r in enumerate(records) if input_upload(r) and i not in gone}  # the bucket
     world = World(batch, present, random.Random(seed), fail_rate)
     with mock.patch.multiple(batch, s3=batch.s3, sagemaker=batch.sagemaker):
         patches = world.patches()
@@ -193,10 +218,22 @@ def test_fuzz_batch_handler_submits_each_upload_once(batch, lambda_context, samp
         assert all(r["outcome"] in ("submitted", "duplicate", "skipped") for r in outcome["results"])
         assert [r["key"] for r in outcome["results"]] == [decoded(r) for r in records]
     else:
-        assert world.injected or conflicts or no_version or world.too_long, failed
+        assert world.injected or conflicts or no_version, failed
         assert failed.split(":")[0].split(" of ")[1].startswith(str(len(records)))
     if retry_failed:
-        assert conflicts or no_version or world.too_long, retry_failed
+        assert conflicts or no_version, retry_failed
+    refused = [r for r in records if input_upload(r) and unsubmittable(decoded(r))]
+    label(f"{len(refused)} refused")
+    for result in (outcome, retried):
+        if result is not None:
+            for record, got in zip(records, result["results"]):
+                if record in refused:
+                    assert got["outcome"] == "skipped" and got["reason"], got
+    for record in refused:  # after the fault-free retry, the reason is recorded where S3 allows
+        status_key = jobs.skipped_status_key(INPUT, decoded(record), OUTPUT)
+        if status_key is not None and retried is not None:
+            assert world.statuses[status_key]["status"] == "Skipped"
+            assert world.statuses[status_key]["input"] == f"s3://{INPUT}/{decoded(record)}"
     if retried is not None:
         assert world.jobs.keys() >= jobs_before.keys()
         # Every upload still present has exactly one job, and it reads that upload.
