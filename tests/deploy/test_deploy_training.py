@@ -148,8 +148,7 @@ def test_the_entry_point_trains_from_the_source_dir_as_the_container_runs_it(tmp
 
     tiny = dict(zip(TINY_TRAINING_ARGS[::2], TINY_TRAINING_ARGS[1::2]))
     tiny["--epochs"] = "2"
-    hyperparameters = training.hyperparameters([*(x for kv in tiny.items() for x in kv), "--no-lstm"])
-    assert hyperparameters["no-lstm"] is True
+    hyperparameters = training.hyperparameters([*(x for kv in tiny.items() for x in kv)])
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SM_MODEL_DIR": str(model_dir),
            "SM_CHANNEL_TRAINING": str(data), "SM_OUTPUT_DATA_DIR": str(output), "MPLBACKEND": "Agg"}
     result = subprocess.run([sys.executable, training.ENTRY_POINT, *container_args(hyperparameters)], cwd=code,
@@ -157,12 +156,14 @@ def test_the_entry_point_trains_from_the_source_dir_as_the_container_runs_it(tmp
     assert result.returncode == 0, result.stderr[-3000:]
 
     lines = [line for line in result.stdout.splitlines() if line.startswith("epoch=")]
-    assert len(lines) == 2
+    assert [line.split()[0] for line in lines] == ["epoch=0", "epoch=1", "epoch=2"]  # the bag fit, two LSTM epochs
     for definition in training.METRIC_DEFINITIONS:
-        values = [re.search(definition["Regex"], line).group(1) for line in lines]
+        values = [m.group(1) for line in lines if (m := re.search(definition["Regex"], line))]
+        # validation figures on every line; training figures once the LSTM trains
+        assert len(values) == (3 if definition["Name"].startswith("validation") else 2)
         assert all(float(v) >= 0 for v in values)
     assert "# extracted source dir" in (model_dir / "code" / "model" / "__init__.py").read_text()
-    assert json.loads((model_dir / "config.json").read_text())["use_lstm"] is False
+    assert json.loads((model_dir / "config.json").read_text())["use_lstm"] is True
     assert (output / "metrics.json").exists()
     # SageMaker tars the model dir as it is: that is a deployable artifact
     with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as tar:
