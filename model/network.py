@@ -31,7 +31,7 @@ class SentimentConfig:
     hidden_dim: int = 32
     num_layers: int = 1
     dropout: float = 0.3
-    max_len: int = 200  # words the LSTM reads: the head and tail of longer reviews
+    max_len: int = 50  # words the LSTM reads: the head and tail of longer reviews
     use_lstm: bool = True
 
     def to_dict(self) -> dict:

@@ -52,7 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="hashed bigram + trigram features in the bag branch (0: words only)")
     p.add_argument("--embed-dim", type=int, default=32)
     p.add_argument("--hidden-dim", type=int, default=32)
-    p.add_argument("--max-len", type=int, default=200)
+    p.add_argument("--max-len", type=int, default=50, help="words the LSTM reads: the first and last halves")
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--no-lstm", action="store_true", help="ablation: the bag branch alone")
     p.add_argument("--no-bag", action="store_true", help="ablation: the LSTM alone")
@@ -116,14 +116,15 @@ def bag_logits(weights, intercept, bags):
     return np.array([weights[b].sum() for b in bags], dtype=np.float32) + intercept
 
 
-def batches(encoded, bag_logits, labels, batch_size, rng):
-    """Batches of similar length (less padding), in random order."""
+def batches(encoded, fixed_logits, labels, batch_size, rng):
+    """Batches of similar length (less padding), in random order, each with
+    its reviews' fixed bag logits."""
     order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i][0]) + rng.random() * 8))
     chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     rng.shuffle(chunks)
     for chunk in chunks:
         tokens, lengths, _, _ = collate([encoded[i] for i in chunk])
-        yield (tokens, lengths, torch.from_numpy(bag_logits[chunk]),
+        yield (tokens, lengths, torch.from_numpy(fixed_logits[chunk]),
                torch.tensor([labels[i] for i in chunk], dtype=torch.float))
 
 
@@ -181,7 +182,7 @@ def main(argv=None) -> dict:
 
     # phase one: the bag branch. Phase two learns from the bag's logits on
     # reviews it was not fitted on (out of fold, by movie), as at test time:
-    # on its own training reviews the bag is nearly always right.
+    # on its own training reviews the bag is over-confident.
     history: list[dict] = []
     train_bag_logits = np.zeros(len(train_set), dtype=np.float32)
     if config.ngram_size and checkpoint:
