@@ -117,7 +117,8 @@ def validation_split(examples: list[Review], fraction: float, seed: int) -> tupl
 
     test/'s movies are disjoint from train/'s, so a model is judged on movies
     it never read about; a split by review would let it recognise a movie's
-    names and plot instead, and flatter it (by 1.4 points on IMDB)."""
+    names and plot instead, and flatter it (the previous model: 91.2 % on a
+    split by review, 89.8 % on test/)."""
     movies = sorted({e.movie for e in examples})
     random.Random(seed).shuffle(movies)
     valid_movies, size, target = set(), 0, round(len(examples) * fraction)
