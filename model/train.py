@@ -232,7 +232,7 @@ def main(argv=None) -> dict:
                    checkpoint_path.with_suffix(".tmp"))
         checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
 
-    save_checkpoint()  # phase one is minutes of work: keep it
+    save_checkpoint()  # --resume then skips phase one's six fits
     rng = random.Random(args.seed)
     for _ in range(first_epoch - 1):  # replay the batch order of the epochs done
         list(batches(train_encoded, train_bag_logits, train_labels, args.batch_size, rng))
