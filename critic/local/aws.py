@@ -6,14 +6,18 @@ SageMaker (`X-Amz-Target: SageMaker.*`) and SageMaker Runtime (requests
 signed for "sagemaker" to /endpoints/<name>/invocations) go to
 critic/local/sagemaker.py; everything else goes to moto's server, which
 answers S3 (and any other service a client might try, so nothing reaches a
-real account).
+real account). A request moto cannot parse (it raises, where AWS would
+refuse the request) gets AWS's XML error shape with status 400, not an HTML
+page and a traceback.
 """
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Callable
 from urllib.parse import unquote
+from xml.sax.saxutils import escape
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.wrappers import Request, Response
@@ -22,6 +26,7 @@ from critic.local.sagemaker import Endpoint, TransformJobs, handle_sagemaker
 
 _INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 _SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
+LOG = logging.getLogger("critic.aws")
 
 
 class AwsEndpoint:
@@ -51,7 +56,21 @@ class AwsEndpoint:
                 unquote(invocation.group(1)), request.get_data(),
                 request.headers.get("Content-Type", ""), request.headers.get("Accept", ""))
             return Response(body, status=status, headers=headers)(environ, start_response)
-        result = self.moto(environ, start_response)
+        try:
+            result = self.moto(environ, start_response)
+        except Exception as error:  # noqa: BLE001 - moto's parser gave up on the request
+            return self._unparseable(environ, error)(environ, start_response)
         if environ.get("REQUEST_METHOD") in ("PUT", "DELETE", "POST") and service in (None, "s3"):
             self.after_s3_change(environ["REQUEST_METHOD"])  # buckets created or deleted, objects deleted
         return result
+
+    @staticmethod
+    def _unparseable(environ, error: Exception) -> Response:
+        method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        LOG.warning("refused %s %s: moto could not handle it (%s: %s)", method, path, type(error).__name__, error)
+        LOG.debug("moto's traceback", exc_info=error)
+        message = (f"{method} {path} is not a request the local AWS endpoint understands "
+                   "(S3, SageMaker and SageMaker Runtime requests are)")
+        body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidRequest</Code>"
+                f"<Message>{escape(message)}</Message><Resource>{escape(path)}</Resource></Error>")
+        return Response(body, status=400, content_type="application/xml")

@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
+from xml.etree import ElementTree
 
 import boto3
 import pytest
@@ -69,7 +72,7 @@ def service(tmp_path_factory):
 
     holder["s3"] = client("s3")
     yield {"jobs": jobs, "model": model, "events": events, "sm": client("sagemaker"), "s3": client("s3"),
-           "runtime": client("sagemaker-runtime"), "folder": folder}
+           "runtime": client("sagemaker-runtime"), "folder": folder, "url": url}
     jobs.close()
     server.shutdown()
 
@@ -296,3 +299,19 @@ def test_s3_event_records_look_like_the_ones_s3_sends(service):
                                       "arn": f"arn:aws:s3:::{bucket}"}
     assert "versionId" not in record["s3"]["object"]
     assert record["eventTime"].endswith("Z") and record["s3"]["configurationId"] == "cfg"
+
+
+def test_a_request_moto_cannot_parse_gets_an_xml_400_not_a_crash(service):
+    # POST to a bucket path with no form upload: moto's S3 parser raises KeyError.
+    request = urllib.request.Request(f"{service['url']}/score?x=<y>", data=b'{"review": "x"}', method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 400
+    assert caught.value.headers["Content-Type"].startswith("application/xml")
+    error = ElementTree.fromstring(caught.value.read())
+    assert error.findtext("Code") == "InvalidRequest"
+    assert "POST /score" in error.findtext("Message")
+    # the endpoint still serves S3 afterwards
+    service["s3"].create_bucket(Bucket="after-a-bad-request")
+    assert "after-a-bad-request" in [b["Name"] for b in service["s3"].list_buckets()["Buckets"]]
