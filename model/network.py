@@ -5,7 +5,10 @@ The bag branch is NB-weighted logistic regression (Wang & Manning 2012's
 NBSVM family): per-feature weights over the set of n-grams a review has,
 fitted exactly in training's first phase. It carries the word-level evidence
 at almost no cost. The LSTM reads word order (negation scope, "but", the
-verdict at the end) and learns, in the second phase, what the bag gets wrong.
+verdict at the end) from embeddings that word2vec pretrained on the
+unlabelled reviews. Training stacks the two (model/train.py): the LSTM learns
+alone, then a two-weight blend fitted on validation is folded into each
+branch's weights, so serving is still one sum of two logits.
 
 The LSTM reads its batch padded at the end and its output is taken at each
 review's own last token, so padding changes nothing (reading the state at a

@@ -51,8 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--buckets", type=int, default=16_000_057,
                    help="hashed bigram + trigram features in the bag branch (0: words only)")
     p.add_argument("--embed-dim", type=int, default=32)
-    p.add_argument("--hidden-dim", type=int, default=32)
-    p.add_argument("--max-len", type=int, default=50, help="words the LSTM reads: the first and last halves")
+    p.add_argument("--hidden-dim", type=int, default=64)
+    p.add_argument("--max-len", type=int, default=400, help="words the LSTM reads: the first and last halves")
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--no-lstm", action="store_true", help="ablation: the bag branch alone")
     p.add_argument("--no-bag", action="store_true", help="ablation: the LSTM alone")
@@ -62,6 +62,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="folds (by movie) for the out-of-fold bag logits phase two learns from "
                         "(0: ablation, the full fit's own logits)")
     # phase two: the LSTM
+    p.add_argument("--combine", choices=("stack", "offset"), default="stack",
+                   help="stack: the LSTM learns alone, then two weights fitted on validation blend it with the bag; "
+                        "offset: the LSTM learns on top of the bag's out-of-fold logits")
+    p.add_argument("--word2vec-epochs", type=int, default=5,
+                   help="initialise the LSTM's embeddings with word2vec trained this many epochs on the unlabelled "
+                        "and training reviews (0: random embeddings)")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -116,6 +122,56 @@ def bag_logits(weights, intercept, bags):
     return np.array([weights[b].sum() for b in bags], dtype=np.float32) + intercept
 
 
+def word2vec_embeddings(documents, words: dict[str, int], dim: int, epochs: int, seed: int) -> dict[int, np.ndarray]:
+    """Skip-gram word vectors (gensim) from unlabelled text: {word id: vector}.
+    One worker thread and a fixed string hash, so a run is reproducible."""
+    import zlib
+
+    from gensim.models import Word2Vec
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class Progress(CallbackAny2Vec):
+        def __init__(self):
+            self.bar = progress(total=epochs, desc="word2vec", unit=" epochs")
+
+        def on_epoch_end(self, model):
+            self.bar.update(1)
+
+    bar = Progress()
+    vectors = Word2Vec(documents, vector_size=dim, window=5, min_count=2, sg=1, epochs=epochs, seed=seed,
+                       workers=1, hashfxn=lambda text: zlib.crc32(text.encode("utf-8")), callbacks=[bar]).wv
+    bar.bar.close()
+    return {i: vectors[w] for w, i in words.items() if w in vectors}
+
+
+def blend(bag: np.ndarray, lstm: np.ndarray, labels) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Stacking: a two-weight logistic regression over the bag's and the
+    LSTM's logits. Returns its 10-fold cross-validated P(positive) (what the
+    blend scores on reviews it was not fitted on) and the weights fitted on
+    all of them (bag weight, LSTM weight, intercept)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    x, y = np.stack([bag, lstm], 1), np.asarray(labels)
+    probs = cross_val_predict(LogisticRegression(C=10), x, y, cv=min(10, int(np.bincount(y).min())),
+                              method="predict_proba")[:, 1]
+    fit = LogisticRegression(C=10).fit(x, y)
+    return probs, (float(fit.coef_[0][0]), float(fit.coef_[0][1]), float(fit.intercept_[0]))
+
+
+@torch.inference_mode()
+def branch_logits(network, encoded) -> tuple[np.ndarray, np.ndarray]:
+    """(bag logits, LSTM logits) of each review, in order."""
+    network.eval()
+    bag, lstm = [], []
+    for start in range(0, len(encoded), 512):
+        tokens, lengths, ngrams, offsets = collate(encoded[start : start + 512])
+        b = network.bag_logits(ngrams, offsets)
+        bag.append(b)
+        lstm.append(network(tokens, lengths, bag_logits=torch.zeros_like(b)))
+    return torch.cat(bag).numpy(), torch.cat(lstm).numpy()
+
+
 def batches(encoded, fixed_logits, labels, batch_size, rng):
     """Batches of similar length (less padding), in random order, each with
     its reviews' fixed bag logits."""
@@ -128,8 +184,12 @@ def batches(encoded, fixed_logits, labels, batch_size, rng):
                torch.tensor([labels[i] for i in chunk], dtype=torch.float))
 
 
-def evaluate(network, encoded, labels):
-    probs = np.array(score_encoded(network, encoded, batch_size=512))
+def evaluate(network, encoded, labels, stacked: bool = False):
+    """(loss, accuracy, probabilities); stacked: of the blend, cross-validated."""
+    if stacked:
+        probs = blend(*branch_logits(network, encoded), labels)[0]
+    else:
+        probs = np.array(score_encoded(network, encoded, batch_size=512))
     eps = 1e-7
     loss = float(-np.mean(np.where(np.asarray(labels) == 1, np.log(probs + eps), np.log(1 - probs + eps))))
     accuracy = float(np.mean((probs > 0.5) == (np.asarray(labels) == 1)))
@@ -149,7 +209,7 @@ def main(argv=None) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
 
     # data: train/ only; a seeded validation split, by movie, chooses the epoch
-    imdb = load_imdb(find_dataset(args.data), splits=("train",))
+    imdb = load_imdb(find_dataset(args.data), splits=("train", "unsup") if args.word2vec_epochs else ("train",))
     examples = imdb.train
     if args.limit:
         examples = random.Random(args.seed).sample(examples, min(args.limit, len(examples)))
@@ -172,17 +232,33 @@ def main(argv=None) -> dict:
     )
     train_encoded = [vocabulary.encode(t, config.max_len) for t in train_tokens]
     valid_encoded = [vocabulary.encode(t, config.max_len) for t in valid_tokens]
+    stacked = args.combine == "stack" and config.use_lstm and bool(config.ngram_size)
     network = SentimentLSTM(config)
+    checkpoint_path = model_dir / CHECKPOINT
+    checkpoint = torch.load(checkpoint_path, weights_only=True) if args.resume and checkpoint_path.exists() else None
+    if config.use_lstm and args.word2vec_epochs and not checkpoint:  # a checkpoint holds the embeddings
+        # The unlabelled reviews teach the embeddings which words are alike
+        # (IMDB gives 50,000 of them); validation text stays unseen.
+        unsup_tokens = [tokenize(t) for t in progress(imdb.unsup, desc="preprocessing unlabelled", unit=" reviews")]
+        started_w2v = time.time()
+        vectors = word2vec_embeddings([*unsup_tokens, *train_tokens], vocabulary.words, config.embed_dim,
+                                      args.word2vec_epochs, args.seed)
+        with torch.no_grad():
+            embedding = network.embedding.weight
+            scale = embedding.std() / float(np.std(np.stack(list(vectors.values())))) if vectors else 1.0
+            for i, vector in vectors.items():  # at the initial scale, so training starts as it would
+                embedding[i] = torch.tensor(vector) * scale
+        print(f"word2vec: {len(vectors)} of {len(vocabulary.words)} words in {time.time() - started_w2v:.0f} s",
+              file=sys.stderr)
     if config.use_lstm and config.ngram_size:
         with torch.no_grad():  # the LSTM's head starts silent: until phase two the model is the bag
             network.head.weight.zero_()
             network.head.bias.zero_()
-    checkpoint_path = model_dir / CHECKPOINT
-    checkpoint = torch.load(checkpoint_path, weights_only=True) if args.resume and checkpoint_path.exists() else None
 
-    # phase one: the bag branch. Phase two learns from the bag's logits on
-    # reviews it was not fitted on (out of fold, by movie), as at test time:
-    # on its own training reviews the bag is over-confident.
+    # phase one: the bag branch. With --combine offset, phase two learns from
+    # the bag's logits on reviews it was not fitted on (out of fold, by
+    # movie), as at test time: on its own training reviews the bag is
+    # over-confident. Stacked, the LSTM learns alone and needs none.
     history: list[dict] = []
     train_bag_logits = np.zeros(len(train_set), dtype=np.float32)
     if config.ngram_size and checkpoint:
@@ -191,13 +267,14 @@ def main(argv=None) -> dict:
         phase_started = time.time()
         train_bags = [bag for _, bag in train_encoded]
         folds = np.array(movie_folds(train_set, max(args.bag_folds, 1), args.seed))
-        for fold in progress(range(args.bag_folds) if config.use_lstm else [], desc="bag, out of fold", unit=" folds"):
+        out_of_fold = config.use_lstm and not stacked  # the stacked LSTM learns alone
+        for fold in progress(range(args.bag_folds), desc="bag, out of fold", unit=" folds") if out_of_fold else []:
             fit_on, held_out = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
             weights, intercept = fit_bag([train_bags[i] for i in fit_on], [train_labels[i] for i in fit_on],
                                          config.ngram_size, args.bag_c)
             train_bag_logits[held_out] = bag_logits(weights, intercept, [train_bags[i] for i in held_out])
         weights, intercept = fit_bag(train_bags, train_labels, config.ngram_size, args.bag_c)
-        if not args.bag_folds:
+        if not args.bag_folds and not stacked:
             train_bag_logits = bag_logits(weights, intercept, train_bags)
         with torch.no_grad():
             network.bag.weight.copy_(torch.from_numpy(weights).unsqueeze(1))
@@ -208,7 +285,7 @@ def main(argv=None) -> dict:
                         "seconds": round(time.time() - phase_started, 1)})
         print(f"epoch=0 valid_loss={valid_loss:.4f} valid_acc={valid_acc:.4f}", flush=True)
     for p in [*network.bag.parameters(), network.bag_bias] if config.ngram_size else []:
-        p.requires_grad_(False)  # phase two: the bag is fixed; the LSTM learns what it misses
+        p.requires_grad_(False)  # phase two: the bag is fixed; only the LSTM learns
 
     best = {"valid_acc": -1.0, "valid_loss": float("inf"), "epoch": 0,
             "state": {k: v.clone() for k, v in network.state_dict().items()}}
@@ -257,7 +334,7 @@ def main(argv=None) -> dict:
             correct += int(((logits > 0).float() == targets).sum())
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
 
-        valid_loss, valid_acc, _ = evaluate(network, valid_encoded, valid_labels)
+        valid_loss, valid_acc, _ = evaluate(network, valid_encoded, valid_labels, stacked)
         history.append({"epoch": epoch, "phase": 2, "train_loss": total_loss / seen, "train_acc": correct / seen,
                         "valid_loss": valid_loss, "valid_acc": valid_acc,
                         "seconds": round(time.time() - epoch_started, 1)})
@@ -275,14 +352,25 @@ def main(argv=None) -> dict:
 
     # artifact: the best epoch's weights, the vocabulary, the config and the code
     network.load_state_dict(best["state"])
+    blend_weights = None
+    if stacked:  # the blend's weights go into the branches: the network still adds two logits
+        valid_blend_probs, blend_weights = blend(*branch_logits(network, valid_encoded), valid_labels)
+        bag_weight, lstm_weight, bias = blend_weights
+        with torch.no_grad():
+            network.bag.weight.mul_(bag_weight)
+            network.bag_bias.mul_(bag_weight).add_(bias)
+            network.head.weight.mul_(lstm_weight)
+            network.head.bias.mul_(lstm_weight)
     write_model_dir(model_dir, network, vocabulary)
     checkpoint_path.unlink(missing_ok=True)
 
     # report on the validation split (test/ is reported once, by `critic evaluate`)
-    _, _, valid_probs = evaluate(network, valid_encoded, valid_labels)
+    # (stacked: the blend's cross-validated scores, since its weights were fitted on validation)
+    valid_probs = valid_blend_probs.tolist() if stacked else evaluate(network, valid_encoded, valid_labels)[2]
     metrics = {
         "validation": binary_metrics(valid_labels, valid_probs),
         "best_epoch": best["epoch"],
+        "blend": dict(zip(("bag", "lstm", "bias"), blend_weights)) if blend_weights else None,
         "history": history,
         "config": config.to_dict(),
         "args": {k: v for k, v in vars(args).items() if k not in ("data", "model_dir", "output_dir")},

@@ -50,7 +50,7 @@ DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 DEFAULT_MAX_RUN = 4 * 3600  # seconds: a runaway job stops (and stops billing) here
 PREFIX = "critic"  # key prefix in the training bucket: critic/data, critic/code, critic/training
 # What the PyTorch training container lacks: pip installs it before the script runs.
-EXTRA_TRAINING_REQUIREMENTS = "tqdm>=4.66,<5\nmatplotlib>=3.8,<4\nscikit-learn>=1.4,<2\n"
+EXTRA_TRAINING_REQUIREMENTS = "tqdm>=4.66,<5\nmatplotlib>=3.8,<4\nscikit-learn>=1.4,<2\ngensim>=4.3,<5\n"
 # model/train.py prints, once per epoch:
 #   epoch=3 train_loss=0.2810 train_acc=0.8871 valid_loss=0.3012 valid_acc=0.8760
 # SageMaker reads these from the job's log into training metrics.

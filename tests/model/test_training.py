@@ -128,3 +128,35 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_model(tmp_pa
     a = torch.load(straight / "model" / "model.pt", weights_only=True)
     b = torch.load(resumed / "model" / "model.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_blend_weighs_each_branch_by_what_it_knows():
+    import numpy as np
+
+    from model.train import blend
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 2000)
+    signal = np.where(labels == 1, 1.0, -1.0)
+    bag = 2 * signal + rng.normal(0, 2, len(labels))  # informative
+    noise = rng.normal(0, 2, len(labels))  # an LSTM that learned nothing
+    probs, (bag_weight, lstm_weight, _) = blend(bag, noise, labels)
+    assert bag_weight > 0.5 and abs(lstm_weight) < 0.1
+    assert len(probs) == len(labels) and 0.8 < np.mean((probs > 0.5) == (labels == 1)) < 0.9
+    second_view = 2 * signal + rng.normal(0, 2, len(labels))  # independent evidence: both count
+    probs, (bag_weight, lstm_weight, _) = blend(bag, second_view, labels)
+    assert bag_weight > 0.5 and lstm_weight > 0.5
+    assert np.mean((probs > 0.5) == (labels == 1)) > 0.9
+
+
+def test_stacked_training_ships_the_blend_inside_the_network(tmp_path, tiny_imdb_tarball):
+    run, metrics = _train(tmp_path, tiny_imdb_tarball, "stacked", "--epochs", "2", "--combine", "stack")
+    assert set(metrics["blend"]) == {"bag", "lstm", "bias"}
+    assert metrics["validation"]["accuracy"] >= 0.9
+    offset, metrics = _train(tmp_path, tiny_imdb_tarball, "offset", "--epochs", "2", "--combine", "offset")
+    assert metrics["blend"] is None
+    stacked_bag = torch.load(run / "model" / "model.pt", weights_only=True)["bag.weight"].float()
+    offset_bag = torch.load(offset / "model" / "model.pt", weights_only=True)["bag.weight"].float()
+    # the same phase-one fit, scaled by the blend's bag weight
+    scale = (stacked_bag.abs().sum() / offset_bag.abs().sum()).item()
+    assert abs(scale - json.loads((run / "metrics.json").read_text())["blend"]["bag"]) < 0.01
