@@ -140,18 +140,18 @@ def test_the_blend_weighs_each_branch_by_what_it_knows():
     signal = np.where(labels == 1, 1.0, -1.0)
     bag = 2 * signal + rng.normal(0, 2, len(labels))  # informative
     noise = rng.normal(0, 2, len(labels))  # an LSTM that learned nothing
-    probs, (bag_weight, lstm_weight, _) = blend(bag, noise, labels)
+    probs, (bag_weight, lstm_weight) = blend(bag, noise, labels)
     assert bag_weight > 0.5 and abs(lstm_weight) < 0.1
     assert len(probs) == len(labels) and 0.8 < np.mean((probs > 0.5) == (labels == 1)) < 0.9
     second_view = 2 * signal + rng.normal(0, 2, len(labels))  # independent evidence: both count
-    probs, (bag_weight, lstm_weight, _) = blend(bag, second_view, labels)
+    probs, (bag_weight, lstm_weight) = blend(bag, second_view, labels)
     assert bag_weight > 0.5 and lstm_weight > 0.5
     assert np.mean((probs > 0.5) == (labels == 1)) > 0.9
 
 
 def test_stacked_training_ships_the_blend_inside_the_network(tmp_path, tiny_imdb_tarball):
     run, metrics = _train(tmp_path, tiny_imdb_tarball, "stacked", "--epochs", "2", "--combine", "stack")
-    assert set(metrics["blend"]) == {"bag", "lstm", "bias"}
+    assert set(metrics["blend"]) == {"bag", "lstm"}
     assert metrics["validation"]["accuracy"] >= 0.9
     offset, metrics = _train(tmp_path, tiny_imdb_tarball, "offset", "--epochs", "2", "--combine", "offset")
     assert metrics["blend"] is None
