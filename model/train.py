@@ -52,7 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="hashed bigram + trigram features in the bag branch (0: words only)")
     p.add_argument("--embed-dim", type=int, default=32)
     p.add_argument("--hidden-dim", type=int, default=64)
-    p.add_argument("--max-len", type=int, default=400, help="words the LSTM reads: the first and last halves")
+    p.add_argument("--max-len", type=int, default=200, help="words the LSTM reads: the first and last halves")
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--no-lstm", action="store_true", help="ablation: the bag branch alone")
     p.add_argument("--no-bag", action="store_true", help="ablation: the LSTM alone")

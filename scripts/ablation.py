@@ -22,15 +22,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # (name, what it shows, options of `critic train` on top of the defaults)
 VARIANTS = [
-    ("shipped", "bag + LSTM (64 units, 400 words, word2vec embeddings), stacked (the defaults)", []),
+    ("shipped", "bag + LSTM (64 units, 200 words, word2vec embeddings), stacked (the defaults)", []),
     ("bag-only", "the bag branch alone (phase one)", ["--no-lstm"]),
-    ("lstm-only", "the LSTM alone, no bag branch", ["--no-bag"]),
-    ("no-word2vec", "embeddings from scratch: the unlabelled reviews unused", ["--word2vec-epochs", "0"]),
-    ("offset", "the LSTM learns on top of the bag's out-of-fold logits instead of alone", ["--combine", "offset"]),
-    ("words-bag", "bag of words only, no hashed bigrams or trigrams", ["--buckets", "0"]),
+    ("lstm-only", "the LSTM alone (400 words), no bag branch", ["--no-bag", "--max-len", "400"]),
+    ("no-word2vec", "400 words, embeddings from scratch: the unlabelled reviews unused",
+     ["--word2vec-epochs", "0", "--max-len", "400"]),
+    ("offset", "400 words, the LSTM learning on top of the bag's out-of-fold logits instead of alone",
+     ["--combine", "offset", "--max-len", "400"]),
     ("lstm-50", "the LSTM reads 50 words", ["--max-len", "50"]),
-    ("lstm-200", "the LSTM reads 200 words", ["--max-len", "200"]),
-    ("lstm-32", "a narrower LSTM: 32 units", ["--hidden-dim", "32"]),
+    ("lstm-400", "the LSTM reads 400 words", ["--max-len", "400"]),
     ("previous", "the previous model: 32 units over 50 words on the bag's offset, no word2vec",
      ["--combine", "offset", "--word2vec-epochs", "0", "--hidden-dim", "32", "--max-len", "50"]),
 ]
