@@ -122,6 +122,16 @@ def bag_logits(weights, intercept, bags):
     return np.array([weights[b].sum() for b in bags], dtype=np.float32) + intercept
 
 
+def out_of_fold_logits(bags, labels, folds: np.ndarray, size: int, c: float) -> np.ndarray:
+    """Each review's bag logit from a fit that left its fold out."""
+    logits = np.zeros(len(bags), dtype=np.float32)
+    for fold in progress(sorted(set(folds.tolist())), desc="bag, out of fold", unit=" folds"):
+        fit_on, held_out = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+        weights, intercept = fit_bag([bags[i] for i in fit_on], [labels[i] for i in fit_on], size, c)
+        logits[held_out] = bag_logits(weights, intercept, [bags[i] for i in held_out])
+    return logits
+
+
 def word2vec_embeddings(documents, words: dict[str, int], dim: int, epochs: int, seed: int) -> dict[int, np.ndarray]:
     """Skip-gram word vectors (gensim) from unlabelled text: {word id: vector}.
     One worker thread and a fixed string hash, so a run is reproducible."""
@@ -271,13 +281,9 @@ def main(argv=None) -> dict:
     elif config.ngram_size:
         phase_started = time.time()
         train_bags = [bag for _, bag in train_encoded]
-        folds = np.array(movie_folds(train_set, max(args.bag_folds, 1), args.seed))
-        out_of_fold = config.use_lstm and not stacked  # the stacked LSTM learns alone
-        for fold in progress(range(args.bag_folds), desc="bag, out of fold", unit=" folds") if out_of_fold else []:
-            fit_on, held_out = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-            weights, intercept = fit_bag([train_bags[i] for i in fit_on], [train_labels[i] for i in fit_on],
-                                         config.ngram_size, args.bag_c)
-            train_bag_logits[held_out] = bag_logits(weights, intercept, [train_bags[i] for i in held_out])
+        if config.use_lstm and not stacked and args.bag_folds:  # the stacked LSTM learns alone
+            folds = np.array(movie_folds(train_set, args.bag_folds, args.seed))
+            train_bag_logits = out_of_fold_logits(train_bags, train_labels, folds, config.ngram_size, args.bag_c)
         weights, intercept = fit_bag(train_bags, train_labels, config.ngram_size, args.bag_c)
         if not args.bag_folds and not stacked:
             train_bag_logits = bag_logits(weights, intercept, train_bags)

@@ -52,7 +52,8 @@ from model.encoding import Vocabulary  # noqa: E402
 from model.network import PAD, UNK, SentimentConfig, SentimentLSTM  # noqa: E402
 from model.preprocess import tokenize  # noqa: E402
 from model.progress import progress  # noqa: E402
-from model.train import bag_logits, batches, blend, branch_logits, evaluate, fit_bag, parse_args  # noqa: E402
+from model.train import (batches, blend, branch_logits, evaluate, fit_bag, out_of_fold_logits,  # noqa: E402
+                         parse_args)
 
 DEFAULTS = parse_args([])  # training's hyperparameters; the LSTM's size is set per variant below
 PREVIOUS = {"max_len": 50, "hidden": 32}  # the LSTM shipped before these experiments
@@ -69,12 +70,7 @@ def prepare(data: str):
     # phase one, exactly as model/train.py runs it
     bags = [vocabulary.bag(vocabulary.ids(t)) for t in train_tokens]
     folds = np.array(movie_folds(train_set, DEFAULTS.bag_folds, DEFAULTS.seed))
-    out_of_fold = np.zeros(len(bags), dtype=np.float32)
-    for fold in progress(range(DEFAULTS.bag_folds), desc="bag, out of fold", unit=" folds"):
-        fit_on, held_out = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-        w, b = fit_bag([bags[i] for i in fit_on], [train_labels[i] for i in fit_on],
-                       vocabulary.ngram_size, DEFAULTS.bag_c)
-        out_of_fold[held_out] = bag_logits(w, b, [bags[i] for i in held_out])
+    out_of_fold = out_of_fold_logits(bags, train_labels, folds, vocabulary.ngram_size, DEFAULTS.bag_c)
     weights, intercept = fit_bag(bags, train_labels, vocabulary.ngram_size, DEFAULTS.bag_c)
     return dict(vocabulary=vocabulary, train_tokens=train_tokens, valid_tokens=valid_tokens,
                 unsup_tokens=unsup_tokens, train_labels=train_labels, valid_labels=valid_labels,
