@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from critic.pool import FairPool, PoolClosed
 
 _FRAME = struct.Struct(">II")  # header length, body length
 
@@ -102,7 +103,7 @@ class ModelContainer:
         self.model_dir = extract(artifact, Path(self._tmp.name))
         self._threads = max(1, (os.cpu_count() or 1) // workers)
         self._timeout = startup_timeout
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._idle: FairPool[_Worker] = FairPool()  # first come, first served
         self._all: list[_Worker] = []
         # Workers load the model at the same time, as the model server's do.
         errors: list[ContainerError] = []
@@ -127,7 +128,10 @@ class ModelContainer:
         self._idle.put(worker)
 
     def invoke(self, body: bytes, content_type: str, accept: str = "application/json") -> InvocationResult:
-        worker = self._idle.get()
+        try:
+            worker = self._idle.get()
+        except PoolClosed:
+            return InvocationResult(503, b"the model container is stopping", "text/plain")
         try:
             result = worker.invoke(body, content_type or "", accept or "")
         except (EOFError, OSError, ValueError):
@@ -141,6 +145,7 @@ class ModelContainer:
         return result
 
     def close(self) -> None:
+        self._idle.close()
         for worker in self._all:
             worker.close()
         self._all.clear()

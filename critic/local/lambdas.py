@@ -5,8 +5,9 @@ started with the environment Lambda would give it: the template's variables
 (Globals merged), the runtime's own variables, dummy credentials, and
 AWS_ENDPOINT_URL* pointing at the local services. A process serves one
 invocation at a time and is kept warm, like an execution environment; up to
-`concurrency` of them run at once per function. A process that overruns the
-function's Timeout is killed, as Lambda does.
+`concurrency` of them run at once per function, and invocations beyond that
+wait their turn, first come, first served (critic/pool.py). A process that
+overruns the function's Timeout is killed, as Lambda does.
 
 Asynchronous invocations (S3 notifications, EventBridge) are queued and retried
 twice on error, as Lambda's event queue does; an event that still fails is
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from critic.local.template import Function
+from critic.pool import FairPool, PoolClosed
 
 LOG = logging.getLogger("critic.lambda")
 
@@ -143,10 +145,9 @@ class LambdaFunction:
         self.env = env
         self.concurrency = max(1, min(concurrency, function.reserved_concurrency or concurrency))
         self._log = log or (lambda name, line: print(f"[{name}] {line}", file=sys.stderr))
-        self._idle: list[_Process] = []
-        self._count = 0
-        self._lock = threading.Condition()
-        self._closed = False
+        # Warm environments, and None for room to start one more. Invocations
+        # that find none queue, first come, first served.
+        self._slots: FairPool[_Process | None] = FairPool([None] * self.concurrency)
 
     def warm(self) -> None:
         """Start one environment now, so the first request has no cold start.
@@ -162,36 +163,26 @@ class LambdaFunction:
         return _Process(self.spec, self.env, lambda line: self._log(self.spec.logical_id, line))
 
     def _acquire(self) -> _Process:
-        with self._lock:
-            while True:
-                if self._closed:
-                    raise RuntimeError("the local stack is stopping")
-                while self._idle:
-                    process = self._idle.pop()
-                    if process.alive():
-                        return process
-                    self._count -= 1
-                if self._count < self.concurrency:
-                    self._count += 1
-                    break
-                self._lock.wait()
+        try:
+            process = self._slots.get()
+        except PoolClosed:
+            raise RuntimeError("the local stack is stopping") from None
+        if process is not None:
+            if process.alive():
+                return process
+            process.kill()  # it died idle: start another in its place
         try:
             return self._spawn()
         except Exception:
-            with self._lock:
-                self._count -= 1
-                self._lock.notify()
+            self._slots.put(None, spare=True)
             raise
 
     def _release(self, process: _Process | None) -> None:
-        with self._lock:
-            if process is not None and process.alive() and not self._closed:
-                self._idle.append(process)
-            else:
-                self._count -= 1
-                if process is not None:
-                    process.kill()
-            self._lock.notify()
+        """Give an environment back (None: it is gone, its slot is free)."""
+        if process is not None and not process.alive():
+            process = None
+        if not self._slots.put(process, spare=process is None) and process is not None:
+            process.kill()  # the stack is stopping
 
     def invoke(self, event: Any) -> InvokeResult:
         request_id = str(uuid.uuid4())
@@ -224,12 +215,9 @@ class LambdaFunction:
         return InvokeResult(payload=answer.get("result"), duration_ms=duration)
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-            self._lock.notify_all()
-        for process in idle:
-            process.kill()
+        for process in self._slots.close():
+            if process is not None:
+                process.kill()
 
 
 class AsyncInvoker:

@@ -185,3 +185,75 @@ def test_events_still_queued_when_the_stack_stops_are_dead_lettered(tmp_path):
     letters = [json.loads(p.read_text()) for p in (tmp_path / "dlq" / "Fn").glob("*.json")]
     stopped = sorted(l["requestPayload"]["n"] for l in letters if l["responsePayload"]["errorType"] == "LocalStackStopped")
     assert stopped and set(stopped) <= {1, 2}  # the queued ones; the running one ends as it may
+
+
+def test_invocations_waiting_for_an_environment_are_served_in_arrival_order(tmp_path):
+    """A client that just got its answer and invokes again at once queues
+    behind the invocations already waiting; it does not take the environment
+    it just left (the tail latency under load depends on that)."""
+    import threading
+    import time
+
+    function = start(make_function(tmp_path / "order", """
+        import time
+        HISTORY = []
+        def lambda_handler(event, context):
+            HISTORY.append(event["client"])
+            time.sleep(event["sleep"])
+            return list(HISTORY)
+    """), concurrency=1)
+    histories: list[list[str]] = []
+
+    def client(name: str, first_sleep: float) -> None:
+        for n in range(4):
+            histories.append(function.invoke({"client": name, "sleep": first_sleep if n == 0 else 0.02}).payload)
+
+    def waiting(count: int) -> None:
+        deadline = time.time() + 10
+        while function._slots.waiting() < count:
+            assert time.time() < deadline, "the invocation never queued"
+            time.sleep(0.005)
+
+    try:
+        function.warm()
+        threads = [threading.Thread(target=client, args=("A", 0.5))]
+        threads[0].start()
+        time.sleep(0.2)  # A holds the one environment (its first call takes 0.5 s)...
+        for count, name in enumerate("BC", start=1):
+            threads.append(threading.Thread(target=client, args=(name, 0.02)))
+            threads[-1].start()
+            waiting(count)  # ...while B, then C, queue
+        for thread in threads:
+            thread.join(30)
+        assert max(histories, key=len) == list("ABCABCABCABC")
+    finally:
+        function.close()
+
+
+def test_stopping_wakes_invocations_waiting_for_an_environment(tmp_path):
+    import threading
+    import time
+
+    function = start(make_function(tmp_path / "slow", """
+        import time
+        def lambda_handler(event, context):
+            time.sleep(event["sleep"])
+            return "done"
+    """), concurrency=1)
+    results = []
+    first = threading.Thread(target=lambda: results.append(function.invoke({"sleep": 1.0})))
+    first.start()
+    deadline = time.time() + 10
+    while function._slots.waiting() == 0:
+        if not any(t.name == "queued" for t in threading.enumerate()):
+            threading.Thread(target=lambda: results.append(function.invoke({"sleep": 0})), name="queued").start()
+        assert time.time() < deadline
+        time.sleep(0.01)
+    function.close()
+    first.join(10)
+    for thread in threading.enumerate():
+        if thread.name == "queued":
+            thread.join(10)
+    errors = [r.error["errorType"] for r in results if not r.ok]
+    assert "Runtime.StartError" in errors  # the queued one: refused, not left hanging
+    assert len(results) == 2
