@@ -257,3 +257,28 @@ def test_stopping_wakes_invocations_waiting_for_an_environment(tmp_path):
     errors = [r.error["errorType"] for r in results if not r.ok]
     assert "Runtime.StartError" in errors  # the queued one: refused, not left hanging
     assert len(results) == 2
+
+
+def test_each_invocation_logs_a_report_line_with_duration_and_peak_memory(tmp_path):
+    import re
+    import time
+
+    lines: list[str] = []
+    spec = make_function(tmp_path / "report", """
+        def lambda_handler(event, context):
+            return bytearray(20 * 1024 * 1024)[:1].decode()  # 20 MB touched
+    """)
+    env = function_environment(spec, endpoint_variables("http://127.0.0.1:9"), "us-east-1")
+    function = LambdaFunction(spec, env, log=lambda name, text: lines.extend(text.splitlines()))
+    try:
+        result = function.invoke({})
+        assert result.ok
+        deadline = time.time() + 5
+        while not any(line.startswith("REPORT") for line in lines) and time.time() < deadline:
+            time.sleep(0.01)
+    finally:
+        function.close()
+    report = next(line for line in lines if line.startswith("REPORT"))
+    match = re.search(r"Duration: ([\d.]+) ms\tMemory Size: 256 MB\tMax Memory Used: (\d+) MB", report)
+    assert match, report
+    assert 20 <= int(match.group(2)) <= 256  # MB, not KiB or bytes
