@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import resource
 import signal
 import sys
 import time
@@ -49,10 +48,16 @@ def _error(error: BaseException, error_type: str | None = None) -> dict:
 
 
 def _peak_memory_mb() -> int:
-    """Max Memory Used of the REPORT line: the process's peak resident set
-    (Linux reports ru_maxrss in KiB, macOS in bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // (1024 * 1024 if sys.platform == "darwin" else 1024)
+    # This process's own peak (VmHWM): getrusage's ru_maxrss would carry over
+    # the peak of the process that started it, which is the whole stack.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
 
 
 def _load(handler: str):

@@ -269,7 +269,9 @@ def test_each_invocation_logs_a_report_line_with_duration_and_peak_memory(tmp_pa
             return bytearray(20 * 1024 * 1024)[:1].decode()  # 20 MB touched
     """)
     env = function_environment(spec, endpoint_variables("http://127.0.0.1:9"), "us-east-1")
+    ballast = b"x" * (300 << 20)  # the starting process peaks at 300 MB: not the function's figure
     function = LambdaFunction(spec, env, log=lambda name, text: lines.extend(text.splitlines()))
+    del ballast
     try:
         result = function.invoke({})
         assert result.ok
@@ -281,4 +283,4 @@ def test_each_invocation_logs_a_report_line_with_duration_and_peak_memory(tmp_pa
     report = next(line for line in lines if line.startswith("REPORT"))
     match = re.search(r"Duration: ([\d.]+) ms\tMemory Size: 256 MB\tMax Memory Used: (\d+) MB", report)
     assert match, report
-    assert 20 <= int(match.group(2)) <= 256  # MB, not KiB or bytes
+    assert 20 <= int(match.group(2)) < 256  # this environment's own peak, in MB
