@@ -126,3 +126,24 @@ def test_two_workers_serve_concurrent_requests_in_order(tiny_artifact):
         results = list(pool.map(lambda r: json.loads(c.invoke(json.dumps({"review": r}).encode(),
                                                               "application/json").body), reviews))
     assert [r["label"] for r in results] == ["positive" if i % 2 else "negative" for i in range(40)]
+
+
+def test_a_request_waiting_for_a_worker_when_the_container_closes_gets_503_not_a_hang(tiny_artifact):
+    import threading
+    import time
+
+    container = ModelContainer(tiny_artifact, workers=1)
+    container._idle.get()  # the only worker is busy
+    results = []
+    waiting = threading.Thread(target=lambda: results.append(container.invoke(b'{"review": "fine"}',
+                                                                              "application/json")))
+    waiting.start()
+    deadline = time.time() + 10
+    while container._idle.waiting() == 0:
+        assert time.time() < deadline
+        time.sleep(0.01)
+    container.close()
+    waiting.join(10)
+    assert not waiting.is_alive()
+    assert results[0].status == 503
+    assert container.invoke(b'{"review": "fine"}', "application/json").status == 503
