@@ -187,6 +187,16 @@ def test_events_still_queued_when_the_stack_stops_are_dead_lettered(tmp_path):
     assert stopped and set(stopped) <= {1, 2}  # the queued ones; the running one ends as it may
 
 
+def wait_until_queued(function: LambdaFunction, count: int) -> None:
+    """Until `count` invocations wait for an environment of `function`."""
+    import time
+
+    deadline = time.time() + 10
+    while function._slots.waiting() < count:
+        assert time.time() < deadline, "the invocation never queued"
+        time.sleep(0.005)
+
+
 def test_invocations_waiting_for_an_environment_are_served_in_arrival_order(tmp_path):
     """A client that just got its answer and invokes again at once queues
     behind the invocations already waiting; it does not take the environment
@@ -196,33 +206,34 @@ def test_invocations_waiting_for_an_environment_are_served_in_arrival_order(tmp_
 
     function = start(make_function(tmp_path / "order", """
         import time
+        from pathlib import Path
         HISTORY = []
         def lambda_handler(event, context):
             HISTORY.append(event["client"])
+            Path(event["started"]).touch()
             time.sleep(event["sleep"])
             return list(HISTORY)
     """), concurrency=1)
     histories: list[list[str]] = []
+    started = tmp_path / "a-started"
 
     def client(name: str, first_sleep: float) -> None:
         for n in range(4):
-            histories.append(function.invoke({"client": name, "sleep": first_sleep if n == 0 else 0.02}).payload)
-
-    def waiting(count: int) -> None:
-        deadline = time.time() + 10
-        while function._slots.waiting() < count:
-            assert time.time() < deadline, "the invocation never queued"
-            time.sleep(0.005)
+            histories.append(function.invoke({"client": name, "sleep": first_sleep if n == 0 else 0.02,
+                                              "started": str(started if name == "A" else tmp_path / "x")}).payload)
 
     try:
         function.warm()
         threads = [threading.Thread(target=client, args=("A", 0.5))]
         threads[0].start()
-        time.sleep(0.2)  # A holds the one environment (its first call takes 0.5 s)...
+        deadline = time.time() + 10
+        while not started.exists():  # A holds the one environment (its first call takes 0.5 s)...
+            assert time.time() < deadline
+            time.sleep(0.005)
         for count, name in enumerate("BC", start=1):
             threads.append(threading.Thread(target=client, args=(name, 0.02)))
             threads[-1].start()
-            waiting(count)  # ...while B, then C, queue
+            wait_until_queued(function, count)  # ...while B, then C, queue
         for thread in threads:
             thread.join(30)
         assert max(histories, key=len) == list("ABCABCABCABC")
@@ -232,31 +243,22 @@ def test_invocations_waiting_for_an_environment_are_served_in_arrival_order(tmp_
 
 def test_stopping_wakes_invocations_waiting_for_an_environment(tmp_path):
     import threading
-    import time
 
     function = start(make_function(tmp_path / "slow", """
         import time
         def lambda_handler(event, context):
-            time.sleep(event["sleep"])
+            time.sleep(1.0)
             return "done"
     """), concurrency=1)
     results = []
-    first = threading.Thread(target=lambda: results.append(function.invoke({"sleep": 1.0})))
-    first.start()
-    deadline = time.time() + 10
-    while function._slots.waiting() == 0:
-        if not any(t.name == "queued" for t in threading.enumerate()):
-            threading.Thread(target=lambda: results.append(function.invoke({"sleep": 0})), name="queued").start()
-        assert time.time() < deadline
-        time.sleep(0.01)
+    threads = [threading.Thread(target=lambda: results.append(function.invoke({}))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    wait_until_queued(function, 1)  # one runs, the other waits
     function.close()
-    first.join(10)
-    for thread in threading.enumerate():
-        if thread.name == "queued":
-            thread.join(10)
-    errors = [r.error["errorType"] for r in results if not r.ok]
-    assert "Runtime.StartError" in errors  # the queued one: refused, not left hanging
-    assert len(results) == 2
+    for thread in threads:
+        thread.join(10)
+    assert sorted(r.payload if r.ok else r.error["errorType"] for r in results) == ["Runtime.StartError", "done"]
 
 
 def test_each_invocation_logs_a_report_line_with_duration_and_peak_memory(tmp_path):
