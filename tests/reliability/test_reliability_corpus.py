@@ -109,8 +109,17 @@ def finished(stack, key: str) -> dict:
     return wait_for_job(stack, job_for(stack, key))
 
 
-def status_json(stack, key: str) -> dict:
-    return json.loads(wait_for_object(stack.client("s3"), output_bucket(stack), f"{key}.status.json"))
+def status_json(stack, key: str, job: str | None = None, timeout: float = 60) -> dict:
+    """`<key>.status.json`; with `job`, once it is that job's record (the
+    completion function writes it after the job ends, asynchronously, over
+    any earlier job's record)."""
+    deadline = time.time() + timeout
+    while True:
+        document = json.loads(wait_for_object(stack.client("s3"), output_bucket(stack), f"{key}.status.json"))
+        if job is None or document.get("job") == job:
+            return document
+        assert time.time() < deadline, f"the status record is still {document.get('job')}'s, not {job}'s"
+        time.sleep(0.25)
 
 
 def assert_no_output(stack, key: str) -> None:
@@ -289,7 +298,7 @@ def test_a_stack_killed_mid_transform_fails_the_job_and_the_upload_scores_again(
         job = sm.describe_transform_job(TransformJobName=name)
         assert job["TransformJobStatus"] == "Failed" and "interrupted" in job["FailureReason"]
         assert_no_output(again, key)  # nothing that looks like a result
-        document = status_json(again, key)
+        document = status_json(again, key, job=name)
         assert document["status"] == "Failed" and document["output"] is None
 
         s3.put_object(Bucket=input_bucket(again), Key=key, Body=body)  # the same file, uploaded again
@@ -300,7 +309,8 @@ def test_a_stack_killed_mid_transform_fails_the_job_and_the_upload_scores_again(
         lines = results_of(again, key)
         assert len(lines) == KILL_LINES
         assert labels(lines) == ["positive", "negative"] * (KILL_LINES // 2)
-        assert status_json(again, key)["counts"] == {"records": KILL_LINES, "scored": KILL_LINES, "errors": 0}
+        assert status_json(again, key, job=retry)["counts"] == {"records": KILL_LINES, "scored": KILL_LINES,
+                                                                 "errors": 0}
         assert again.stop() == 0
     finally:
         if again.process.poll() is None:
