@@ -6,7 +6,12 @@ import argparse
 import importlib
 import sys
 
+from critic.dependencies import MissingDependencies, require
+
 COMMANDS = ("train", "evaluate", "predict", "bench", "serve", "invoke", "score", "deploy", "destroy")
+# The dependency group (pyproject.toml) each command needs; `make run` installs only serve.
+NEEDS = {"train": "train", "evaluate": "train", "predict": "serve", "bench": "serve", "serve": "serve",
+         "invoke": "serve", "score": "serve", "deploy": "deploy", "destroy": "deploy"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,12 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "passthrough", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
+    # `critic train --sagemaker` runs the training elsewhere: it needs the SDK, not scikit-learn.
+    needs = "deploy" if getattr(args, "sagemaker", False) else NEEDS[args.command]
     try:
+        if not {"-h", "--help"} & set(extra):
+            require(needs, args.command)
         return args.func(args) or 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except UsageError as error:
+    except (UsageError, MissingDependencies) as error:
         print(f"critic {args.command}: {error}", file=sys.stderr)
         return 2
 

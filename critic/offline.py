@@ -60,6 +60,9 @@ class OfflineScorer:
             _init_worker(str(self.model_dir), os.cpu_count() or 1)
             self._pool = None
         else:
+            # A pool respawns a worker whose initializer raised, forever: load the
+            # model here first, so an artifact or import that cannot work fails once.
+            _init_worker(str(self.model_dir), 1)
             context = multiprocessing.get_context("spawn")
             self._pool = context.Pool(self.workers, _init_worker, (str(self.model_dir), 1))
 

@@ -7,8 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-from model.progress import progress
-
 from critic.cli import UsageError
 from critic.offline import OfflineScorer, chunks
 
@@ -24,6 +22,8 @@ def register(subparsers) -> None:
 
 
 def score_reviews(scorer: OfflineScorer, reviews: list[str], desc: str = "scoring") -> list[float]:
+    from model.progress import progress  # tqdm: the serve group, checked before run
+
     lines = (json.dumps({"review": r}).encode() for r in progress(reviews, desc=desc, unit=" reviews", file=sys.stderr))
     scores = []
     for block in scorer.score(chunks(lines), "application/jsonlines"):

@@ -5,8 +5,6 @@ import json
 import sys
 from pathlib import Path
 
-from model.progress import progress
-
 from critic.cli import UsageError
 from critic.offline import CHUNK_LINES, OfflineScorer, chunks
 
@@ -42,6 +40,8 @@ def _sources(args):
 
 
 def run(args) -> int:
+    from model.progress import progress  # tqdm: the serve group, checked before run
+
     for path in args.files:
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
