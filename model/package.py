@@ -1,12 +1,25 @@
 """The inference artifact: a model dir and its model.tar.gz, in the SageMaker
 PyTorch layout. Weights, vocabulary and config at the root; code/ holds
-inference.py, what it imports, and requirements.txt. No pickle: JSON, and
-weights that load with torch.load(weights_only=True)."""
+inference.py and what it imports. No pickle: JSON, and weights that load with
+torch.load(weights_only=True).
+
+code/ has no requirements.txt: the code needs only the standard library,
+torch, numpy and the SageMaker inference toolkit, all in AWS's PyTorch
+inference image, so the container installs nothing when it starts.
+
+    python -m model.package refresh model/artifact/model.tar.gz
+
+rewrites an artifact's code/ from this source, keeping its weights,
+vocabulary and config byte for byte (no retraining).
+"""
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -18,17 +31,18 @@ from model.scorer import CONFIG, VOCAB, WEIGHTS
 MODEL_PACKAGE = Path(__file__).resolve().parent
 # Everything inference.py imports, as code/model/<file>, plus the entry point.
 SERVING_FILES = ("__init__.py", "preprocess.py", "encoding.py", "network.py", "scorer.py")
-# What the SageMaker PyTorch container installs before loading the model.
-SERVING_REQUIREMENTS = "beautifulsoup4>=4.12,<5\n"
 
 
 def write_code_dir(code_dir: Path) -> None:
-    code_dir.mkdir(parents=True, exist_ok=True)
+    """code/ from this source, replacing whatever was there (an older
+    artifact's files, such as a requirements.txt, must not survive)."""
+    if code_dir.exists():
+        shutil.rmtree(code_dir)
+    code_dir.mkdir(parents=True)
     shutil.copy2(MODEL_PACKAGE / "inference.py", code_dir / "inference.py")
     (code_dir / "model").mkdir(exist_ok=True)
     for name in SERVING_FILES:
         shutil.copy2(MODEL_PACKAGE / name, code_dir / "model" / name)
-    (code_dir / "requirements.txt").write_text(SERVING_REQUIREMENTS)
 
 
 def write_model_dir(model_dir: Path, network, vocabulary) -> None:
@@ -75,3 +89,60 @@ def extract(artifact: Path, target: Path) -> Path:
     with tarfile.open(artifact, "r:gz") as tar:
         tar.extractall(target, filter="data")
     return target
+
+
+def refresh(artifact: Path) -> Path:
+    """Rewrite the code/ of model.tar.gz from this source, without retraining:
+    model.pt, vocab.json and config.json come out byte for byte as they went
+    in (checked before the artifact is replaced, atomically)."""
+    artifact = Path(artifact)
+    kept = (WEIGHTS, VOCAB, CONFIG)
+    with tempfile.TemporaryDirectory(prefix="critic-refresh-") as tmp:
+        model_dir = extract(artifact, Path(tmp) / "model")
+        write_code_dir(model_dir / "code")
+        fresh = package(model_dir, Path(tmp) / "model.tar.gz")
+        changed = [name for name in kept if _digest(artifact, name) != _digest(fresh, name)]
+        if changed:  # cannot happen short of a broken tarfile: never ship it
+            raise RuntimeError(f"refreshing {artifact} would change {', '.join(changed)}")
+        fd, partial = tempfile.mkstemp(dir=artifact.parent, suffix=".tmp")
+        os.close(fd)
+        try:
+            shutil.copyfile(fresh, partial)
+            os.chmod(partial, 0o644)
+            os.replace(partial, artifact)
+        finally:
+            Path(partial).unlink(missing_ok=True)
+    return artifact
+
+
+def _digest(artifact: Path, name: str) -> str:
+    with tarfile.open(artifact, "r:gz") as tar:
+        member = tar.extractfile(name)
+        if member is None:
+            raise FileNotFoundError(f"{artifact} has no file {name}")
+        return hashlib.sha256(member.read()).hexdigest()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model.package", description="Inference artifacts.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("refresh", help="rewrite an artifact's code/ from this source, keeping its model",
+                            description=refresh.__doc__)
+    p.add_argument("artifact", type=Path, help="model.tar.gz")
+    args = parser.parse_args(argv)
+    if not args.artifact.is_file():
+        parser.error(f"{args.artifact}: no such file")
+    with tarfile.open(args.artifact, "r:gz") as tar:
+        before = sorted(n for n in tar.getnames() if n.startswith("code/"))
+    refresh(args.artifact)
+    with tarfile.open(args.artifact, "r:gz") as tar:
+        after = sorted(n for n in tar.getnames() if n.startswith("code/"))
+    gone, added = sorted(set(before) - set(after)), sorted(set(after) - set(before))
+    print(f"{args.artifact}: code/ rewritten from {MODEL_PACKAGE} ({len(after)} entries"
+          f"{'; removed ' + ', '.join(gone) if gone else ''}{'; added ' + ', '.join(added) if added else ''}); "
+          f"{WEIGHTS}, {VOCAB}, {CONFIG} unchanged")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

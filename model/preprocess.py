@@ -1,18 +1,24 @@
 """Review text -> tokens. One module, used by training and serving alike.
 
-Steps: decode, strip HTML (BeautifulSoup), normalise (NFKC, lower case, one kind
-of apostrophe, "n't" -> " not"), tokenise. Nothing is dropped or stemmed: in
+Steps: decode, strip HTML, normalise (NFKC, lower case, one kind of
+apostrophe, "n't" -> " not"), tokenise. Nothing is dropped or stemmed: in
 cross-validation by movie, removing stopwords cost the n-gram model about a
 point ("the worst", "a must", "not even" are evidence) and Porter stems gained
 0.1, within noise, at twice the time (scripts/ablate_preprocessing.py).
+
+HTML is stripped with the standard library's html.parser, which replaced
+BeautifulSoup (`BeautifulSoup(text, "html.parser").get_text(" ")`) so that the
+inference artifact needs nothing the SageMaker PyTorch image lacks. It
+reproduces what BeautifulSoup made of the same parser's events; the tokens
+were checked identical on all 100,000 IMDB reviews (scripts/html_parity.py),
+and tests/model/test_preprocess.py compares the two on tricky and random markup.
 """
 from __future__ import annotations
 
 import re
 import unicodedata
-import warnings
-
-from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+from html.entities import html5
+from html.parser import HTMLParser
 
 # A review longer than this is cut to its head and tail: sentiment sits at the
 # start and the end, and no step below may grow with an unbounded input.
@@ -25,7 +31,29 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": 
 _NOT = re.compile(r"n't\b")
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
-warnings.filterwarnings("ignore", category=MarkupResemblesLocatorWarning)
+# What BeautifulSoup's HTML tree builder knew, as of beautifulsoup4 4.15 (the
+# version the shipped model was trained with):
+# - every HTML5 entity name, with or without its ";", and the text it stands for
+#   (the first in sorted order wins: "amp" before "amp;");
+_ENTITIES: dict[str, str] = {}
+for _name, _text in sorted(html5.items()):
+    _ENTITIES.setdefault(_name.removesuffix(";"), _text)
+# - void elements: closed as soon as they open, and one later end tag of the
+#   same name is then ignored;
+_VOID = frozenset({
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "menuitem", "meta", "param",
+    "source", "track", "wbr", "basefont", "bgsound", "command", "frame", "image", "isindex", "nextid", "spacer"})
+# - elements whose text get_text() leaves out (scripts, styles, templates and
+#   ruby annotations: code or asides, not the review);
+_HIDDEN = frozenset({"script", "style", "template", "rt", "rp"})
+# - elements inside which a run of whitespace is kept as it is; elsewhere it
+#   becomes one "\n" (if it has one) or one " ".
+_VERBATIM = frozenset({"pre", "textarea"})
+_ASCII_SPACES = " \n\t\f\r"
+# bs4 maps these numeric references to Windows-1252, as HTML5 says.
+_C1 = {n: bytes([n]).decode("cp1252") for n in range(0x80, 0xA0) if n not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
+_DECIMAL = re.compile("^([0-9]+)(.*)")
+_HEX = re.compile("^([0-9a-f]+)(.*)")
 
 
 class ReviewError(ValueError):
@@ -43,11 +71,156 @@ def decode(raw: str | bytes) -> str:
     raise ReviewError(f"review must be text, not {type(raw).__name__}")
 
 
+def _character(code: int) -> str:
+    """The text of a numeric character reference (HTML5's rules, as bs4 applies them)."""
+    if code == 0 or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+        return "\ufffd"
+    return _C1.get(code) or chr(code)
+
+
+def _charref(name: str) -> tuple[str, str]:
+    """(text, trailing data) of "&#<name>;", as bs4's handle_charref reads it."""
+    base, number = 10, _DECIMAL
+    if name.startswith(("x", "X")):
+        name, base, number = name[1:], 16, _HEX
+    try:
+        return _character(int(name, base)), ""
+    except ValueError:  # not a plain number, or a decimal one of over 4,300 digits
+        match = number.search(name)
+        if match is None:
+            return "", name
+        digits, extra = match.groups()
+        digits = digits.lstrip("0")
+        # bs4 raises ValueError past 4,300 digits; past 8, no number is a character.
+        return _character(int(digits or "0", base) if len(digits) <= 8 else 0x110000), extra
+
+
+class _Text(HTMLParser):
+    """The text BeautifulSoup(markup, "html.parser").get_text(" ") gives: the
+    same parser's events, handled as bs4's tree builder handles them, keeping
+    only what decides the text (the names of the open elements, not a tree).
+
+    A string is a run of character data between two pieces of markup: every
+    tag (but an ignored end tag), comment, declaration and processing
+    instruction ends one, and the strings are joined with " ". Comments,
+    doctypes, processing instructions and marked sections other than CDATA
+    are not text; CDATA sections are."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)  # as bs4: references come one by one
+        self.strings: list[str] = []
+        self._data: list[str] = []
+        self._open: list[str] = []
+        self._hidden = 0  # open elements in _HIDDEN
+        self._verbatim = 0  # open elements in _VERBATIM
+        self._closed_voids: list[str] = []
+
+    def text(self) -> str:
+        return " ".join(self.strings)
+
+    def _end_string(self, shown: bool | None = None) -> None:
+        # shown: None for character data (hidden inside script, style...), else as given
+        if not self._data:
+            return
+        data = "".join(self._data)
+        self._data = []
+        if not self._verbatim and not data.strip(_ASCII_SPACES):
+            data = "\n" if "\n" in data else " "
+        if shown if shown is not None else not self._hidden:
+            self.strings.append(data)
+
+    def _push(self, tag: str) -> None:
+        self._open.append(tag)
+        self._hidden += tag in _HIDDEN
+        self._verbatim += tag in _VERBATIM
+
+    def _close(self, tag: str) -> None:
+        # Close the most recent open element of that name and all inside it;
+        # an end tag with no open element of its name changes nothing.
+        self._end_string()
+        if tag in self._open:
+            while True:
+                last = self._open.pop()
+                self._hidden -= last in _HIDDEN
+                self._verbatim -= last in _VERBATIM
+                if last == tag:
+                    break
+
+    def handle_starttag(self, tag, attrs):
+        self._end_string()
+        self._push(tag)
+        if tag in _VOID:
+            self._close(tag)
+            self._closed_voids.append(tag)
+
+    def handle_startendtag(self, tag, attrs):  # <tag/>: opened and closed, void or not
+        self._end_string()
+        self._push(tag)
+        self._close(tag)
+
+    def handle_endtag(self, tag):
+        if tag in self._closed_voids:  # the end tag of a void element: ignored, and ends no string
+            self._closed_voids.remove(tag)
+        else:
+            self._close(tag)
+
+    def handle_data(self, data):
+        self._data.append(data)
+
+    def handle_entityref(self, name):  # an unknown name stays as written, less its ";"
+        self._data.append(_ENTITIES.get(name, "&" + name))
+
+    def handle_charref(self, name):
+        self._data.extend(_charref(name))
+
+    def _markup(self, data: str = "", shown: bool = False) -> None:
+        self._end_string()
+        self._data.append(data)
+        self._end_string(shown)
+
+    def handle_comment(self, data):
+        self._markup()
+
+    def handle_decl(self, decl):
+        self._markup()
+
+    def handle_pi(self, data):
+        self._markup()
+
+    def unknown_decl(self, data):
+        if data.upper().startswith("CDATA["):
+            self._markup(data[len("CDATA["):], shown=True)
+        else:
+            self._markup()
+
+    def close(self):
+        super().close()
+        self._end_string()  # the last string, as BeautifulSoup ends its feed
+
+    def parse_html_declaration(self, i):
+        try:
+            return super().parse_html_declaration(i)
+        except AssertionError:
+            # "<![" not followed by CDATA or an MS Office section: html.parser
+            # gives up on the whole input (bs4 raised ParserRejectedMarkup).
+            # Read that "<" as text, as any other "<" that starts no markup.
+            self.handle_data("<")
+            return i + 1
+
+
 def strip_html(text: str) -> str:
-    # IMDB's only markup is <br />: a regex handles it; BeautifulSoup does the rest.
+    # IMDB's only markup is <br />: a regex handles it; the parser does the rest.
     text = _BR.sub(" ", text)
     if "<" in text or "&" in text:
-        text = BeautifulSoup(text, "html.parser").get_text(" ")
+        parser = _Text()
+        try:
+            parser.feed(text)
+            parser.close()
+        except AssertionError:
+            # html.parser's way of refusing markup (none known since the
+            # override above): keep the review's text as it is rather than fail it.
+            return text
+        text = parser.text()
     return text
 
 

@@ -50,6 +50,7 @@ DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 DEFAULT_MAX_RUN = 4 * 3600  # seconds: a runaway job stops (and stops billing) here
 PREFIX = "critic"  # key prefix in the training bucket: critic/data, critic/code, critic/training
 # What the PyTorch training container lacks: pip installs it before the script runs.
+# (The model's own code needs nothing beyond the image: see model/package.py.)
 EXTRA_TRAINING_REQUIREMENTS = "tqdm>=4.66,<5\nmatplotlib>=3.8,<4\nscikit-learn>=1.4,<2\ngensim>=4.3,<5\n"
 # model/train.py prints, once per epoch:
 #   epoch=3 train_loss=0.2810 train_acc=0.8871 valid_loss=0.3012 valid_acc=0.8760
@@ -134,9 +135,7 @@ def hyperparameters(argv: list[str]) -> dict[str, object]:
 
 
 def training_requirements() -> str:
-    from model.package import SERVING_REQUIREMENTS
-
-    return SERVING_REQUIREMENTS + EXTRA_TRAINING_REQUIREMENTS
+    return EXTRA_TRAINING_REQUIREMENTS
 
 
 def source_tarball(target: Path) -> Path:

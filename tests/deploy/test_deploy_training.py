@@ -61,7 +61,7 @@ def test_source_dir_is_the_model_package_and_requirements_byte_for_byte_stable(t
     assert train_py == (repo_root / "model" / "train.py").read_bytes()
     assert not [n for n in names if "artifact" in n or "__pycache__" in n]
     assert {re.split(r"[<>=]", line)[0] for line in requirements.split()} == {
-        "beautifulsoup4", "tqdm", "matplotlib", "scikit-learn", "gensim"}
+        "tqdm", "matplotlib", "scikit-learn", "gensim"}
 
 
 def test_training_image_is_resolved_offline_per_region_and_instance():

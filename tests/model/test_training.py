@@ -22,7 +22,7 @@ def test_training_reports_curves_confusion_matrix_and_validation_metrics(tiny_tr
 def test_model_dir_is_a_complete_artifact_without_pickle(tiny_training, tiny_artifact):
     with tarfile.open(tiny_artifact) as tar:
         names = set(tar.getnames())
-    assert {"model.pt", "vocab.json", "config.json", "code/inference.py", "code/requirements.txt",
+    assert {"model.pt", "vocab.json", "config.json", "code/inference.py",
             "code/model/__init__.py", "code/model/preprocess.py",
             "code/model/network.py", "code/model/encoding.py", "code/model/scorer.py"} <= names
     assert not any(n.endswith((".pkl", ".pickle", ".pyc")) for n in names)
