@@ -4,9 +4,9 @@ Resources get local physical names (their Name property, resolved, or
 `<stack>-<logicalid>` in lower case), intrinsic functions are resolved
 against them (Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::If, ...), and the parts
 the local stack runs are collected: the Lambda functions (handler, code
-folder, the folders their layers stand for, environment with Globals, timeout, memory, event sources), the
-buckets, the SageMaker endpoint and model names, and the HTTP API routes and
-CORS configuration.
+folder, the folders their layers stand for, environment with Globals,
+timeout, memory, event sources), the buckets, the SageMaker endpoint and model
+names, and the HTTP API routes and CORS configuration.
 """
 from __future__ import annotations
 
@@ -648,11 +648,9 @@ def _installed_requirements(requirements: Path, where: str) -> list[Path]:
 
 
 def _package_layer(package: Path) -> Path:
-    """A layer whose content is one Python package (the build puts it in
-    /opt/python/<name>, as layers/domain/Makefile does for batch/): a folder
-    holding only that package, so the function imports it from the layer,
-    never from whatever else is installed (another checkout's editable
-    install, for one), and sees nothing else of the repository."""
+    """A layer whose content is one Python package (its build puts it in
+    /opt/python/<name>): a folder holding only that package, so the function
+    imports it from the layer and sees nothing else of the repository."""
     import hashlib
     import tempfile
 
