@@ -592,9 +592,11 @@ def _layers(resolver: _Resolver, resources: dict, root: Path, layers: list) -> l
     A layer `sam build` makes by pip-installing its requirements.txt
     (BuildMethod python3.x) is the site-packages where this environment
     installed the same pins (`make setup`); any other layer is its content
-    from this checkout: the ContentUri's python/ folder (what its build copies
+    from this checkout: the ContentUri's python/ folder (what a build copies
     to /opt/python), a one-package layer that package alone, or else the
-    ContentUri folder itself."""
+    ContentUri folder itself: for DomainLayer, layers/domain/ with its links
+    to the batch and contract packages. (Its build leaves batch's emulator
+    modules out, which no function imports; here they stay importable.)"""
     paths: list[Path] = []
     for layer in layers:
         logical_id = layer.get("Ref") if isinstance(layer, dict) else None

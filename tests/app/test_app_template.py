@@ -106,31 +106,48 @@ def test_the_functions_ship_their_code_and_share_the_layers(template):
         assert layer["Properties"]["CompatibleRuntimes"] == [globals_["Runtime"]]
         assert layer["Properties"]["CompatibleArchitectures"] == globals_["Architectures"]
         assert [layer["Metadata"]["BuildArchitecture"]] == globals_["Architectures"]
-        assert not (REPO / layer["Properties"]["ContentUri"]).resolve() == REPO  # never the repository (.venv)
+        assert (REPO / layer["Properties"]["ContentUri"]).resolve() != REPO  # never the repository (.venv)
     assert template["Resources"]["DependenciesLayer"]["Metadata"]["BuildMethod"] == globals_["Runtime"]
 
 
-# The local SageMaker batch transform emulator: in batch/, not domain code.
-EMULATOR = {"transform.py", "local_runner.py"}
-DOMAIN = REPO / "layers" / "domain" / "python"
+DOMAIN = REPO / "layers" / "domain"
+# batch/'s local SageMaker batch transform emulator, which the DomainLayer
+# leaves out (its Makefile names it).
+EMULATOR = set(re.search(r"^EMULATOR := (.*)$", (DOMAIN / "Makefile").read_text(), re.M).group(1).split())
 
 
-def test_the_domain_layer_links_batchs_domain_modules_and_contract():
-    """layers/domain/python is the DomainLayer's content: every module of
-    batch/ is either linked there or emulator code, and contract/ is linked
-    whole. No handler and no domain module imports the emulator."""
-    batch = {p.name for p in (REPO / "batch").glob("*.py")}
-    linked = {p.name for p in (DOMAIN / "batch").iterdir()}
-    assert EMULATOR <= batch and linked == batch - EMULATOR
-    assert all((DOMAIN / "batch" / name).resolve() == REPO / "batch" / name for name in linked)
-    assert (DOMAIN / "contract").resolve() == REPO / "contract"
-    assert sorted(p.name for p in DOMAIN.iterdir()) == ["batch", "contract"]
-    sources = [*(REPO / "functions").glob("*/app.py"), *(DOMAIN / "batch").glob("*.py"), *(DOMAIN / "contract").glob("*.py")]
+def test_the_domain_layer_is_batchs_domain_modules_and_contract():
+    """DomainLayer's ContentUri holds its Makefile and links to this
+    checkout's batch/ and contract/ (never the repository: .venv); the
+    modules it leaves out are the emulator's, which no handler and no domain
+    module imports."""
+    assert sorted(p.name for p in DOMAIN.iterdir()) == ["Makefile", "batch", "contract"]
+    assert (DOMAIN / "batch").resolve() == REPO / "batch" and (DOMAIN / "contract").resolve() == REPO / "contract"
+    assert EMULATOR == {"transform.py", "local_runner.py"} and EMULATOR <= {p.name for p in (REPO / "batch").glob("*.py")}
+    sources = [*(REPO / "functions").glob("*/app.py"), *(REPO / "contract").rglob("*.py"),
+               *(p for p in (REPO / "batch").glob("*.py") if p.name not in EMULATOR)]
+    emulator = tuple(f"batch.{name[:-3]}" for name in EMULATOR)
     for source in sources:
         for node in ast.walk(ast.parse(source.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else []
-            assert not any(n.startswith(("batch.transform", "batch.local_runner")) for n in names), source
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                module = ".".join(filter(None, [source.parent.name if node.level else "", node.module]))
+                names = [module, *(f"{module}.{a.name}" for a in node.names)]
+            else:
+                continue
+            assert not any(n.startswith(emulator) for n in names), (source, names)
+
+
+def test_a_container_build_mounts_the_domain_layers_links():
+    """sam mounts only ContentUri in a build container; the links at its top
+    are mounted too with --mount-symlinks, which `critic deploy
+    --use-container` passes."""
+    from critic.deploy.sam import build_command
+
+    assert build_command("sam", use_container=True)[-2:] == ["--use-container", "--mount-symlinks"]
+    assert "--mount-symlinks" not in build_command("sam")
+    assert all(p.is_symlink() for p in DOMAIN.iterdir() if p.name != "Makefile")
 
 
 def test_upload_notifications_match_the_input_suffixes(template):

@@ -164,17 +164,15 @@ WHAT_IT_IMPORTS = """
                 return None
             return spec and spec.origin
         return {name: origin(name) for name in
-                ("boto3", "aws_lambda_powertools", "batch.jobs", "contract", "batch.transform", "batch.local_runner",
-                 "critic", "model", "pytest")}
+                ("boto3", "aws_lambda_powertools", "batch.jobs", "contract", "critic", "model", "pytest")}
 """
 
 
 def test_a_function_imports_its_code_its_layers_and_the_standard_library_only(tmp_path, repo_root):
     """The worker's path is Lambda's: with the project's layers a function gets
-    boto3 and Powertools from the venv (DependenciesLayer), batch's domain
-    modules and contract from this checkout (DomainLayer), and neither the
-    local emulator's modules nor anything else the venv or its editable
-    install holds; without layers, not even boto3."""
+    boto3 and Powertools from the venv (DependenciesLayer), batch and contract
+    from this checkout (DomainLayer), and nothing of this checkout's editable
+    install (critic, model); without layers, not even boto3 or batch."""
     from critic.local.template import read_template
 
     spec = make_function(tmp_path / "layered", WHAT_IT_IMPORTS, "Layered")
@@ -188,9 +186,9 @@ def test_a_function_imports_its_code_its_layers_and_the_standard_library_only(tm
         alone.close()
     site_packages, domain = map(str, spec.layers)
     assert found["boto3"].startswith(site_packages) and found["aws_lambda_powertools"].startswith(site_packages)
-    assert found["batch.jobs"] == str(repo_root / "layers" / "domain" / "python" / "batch" / "jobs.py")
-    assert found["contract"] == str(repo_root / "layers" / "domain" / "python" / "contract" / "__init__.py")
-    assert [found[m] for m in ("batch.transform", "batch.local_runner", "critic", "model")] == [None] * 4
+    assert found["batch.jobs"] == str(repo_root / "layers" / "domain" / "batch" / "jobs.py")
+    assert found["contract"] == str(repo_root / "layers" / "domain" / "contract" / "__init__.py")
+    assert found["critic"] is None and found["model"] is None
     assert found["pytest"].startswith(site_packages)  # the venv stands for the layer: it holds more than the pins
     assert without == dict.fromkeys(without)  # nothing but the standard library
 
