@@ -47,8 +47,11 @@ def read_config(path: Path = SAMCONFIG) -> dict:
 
 
 def build_command(sam: str, use_container: bool = False) -> list[str]:
-    """Run in the repository: template.yaml in, .aws-sam/build/ out."""
-    return [sam, "build", "--template-file", "template.yaml"] + (["--use-container"] if use_container else [])
+    """Run in the repository: template.yaml in, .aws-sam/build/ out. In a
+    container, the DomainLayer's links to batch/ and contract/ (its ContentUri
+    is layers/domain/) resolve only if sam mounts them: --mount-symlinks."""
+    container = ["--use-container", "--mount-symlinks"] if use_container else []
+    return [sam, "build", "--template-file", "template.yaml", *container]
 
 
 def deploy_command(sam: str, *, stack: str, region: str, overrides: dict[str, str], mode: str,

@@ -1,7 +1,9 @@
 """One Lambda execution environment: `python -m critic.local.lambda_worker`.
 
 Started by critic/local/lambdas.py with the function's environment, in the
-function's code folder. Like the Lambda Python runtime it imports the handler
+function's code folder. Its import path is Lambda's: the function's code, its
+layers (CRITIC_LAMBDA_PATH), then the standard library; nothing else this
+interpreter has installed. Like the Lambda Python runtime it imports the handler
 once (the init phase, where handlers create their clients), then runs one
 invocation at a time. Requests arrive as JSON lines on stdin; answers leave as
 JSON lines on the original stdout, while anything the handler prints (its
@@ -75,6 +77,34 @@ def _load(handler: str):
     return function, None
 
 
+# Import machinery of the interpreter itself (Lambda's runtime has no other):
+# what site-packages adds at start-up, such as the finder of an editable
+# install, goes.
+_STANDARD_FINDERS = {"_frozen_importlib", "_frozen_importlib_external", "importlib._bootstrap",
+                     "importlib._bootstrap_external"}
+
+
+def _lambda_path(code_dirs: list[str]) -> None:
+    """sys.path as Lambda builds it: the function's code and its layers, then
+    the runtime's standard library. This interpreter's site-packages (the
+    project venv with everything the tests and the local stack use, and the
+    editable install of this checkout) is on it only where a layer maps to it
+    (template.py); without DependenciesLayer a function cannot import boto3
+    here, which in AWS would silently get the runtime's own, untested one."""
+    base = [os.path.realpath(p) for p in {sys.base_prefix, sys.base_exec_prefix}]
+    stdlib = [p for p in sys.path if p and os.path.realpath(p).startswith(tuple(b + os.sep for b in base))
+              and not {"site-packages", "dist-packages"} & set(p.split(os.sep))]
+    sys.path[:] = code_dirs + [p for p in stdlib if p not in code_dirs]
+    sys.meta_path[:] = [f for f in sys.meta_path
+                        if (f.__module__ if isinstance(f, type) else type(f).__module__) in _STANDARD_FINDERS]
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
+    # `-m critic.local.lambda_worker` imported the critic package; a function
+    # in AWS has none (this module runs on as __main__).
+    for name in [n for n in sys.modules if n == "critic" or n.startswith("critic.")]:
+        del sys.modules[name]
+
+
 def main() -> None:
     # Ctrl-C reaches the whole process group: the local stack, not each
     # environment, decides when they end (it closes stdin, or kills).
@@ -83,7 +113,7 @@ def main() -> None:
     os.dup2(2, 1)  # the handler's prints and logs go to stderr
     sys.stdout = os.fdopen(1, "w", encoding="utf-8", buffering=1, closefd=False)
     code_dirs = [p for p in os.environ.get("CRITIC_LAMBDA_PATH", "").split(os.pathsep) if p]
-    sys.path[:0] = code_dirs
+    _lambda_path(code_dirs)
     handler, init_error = _load(os.environ["_HANDLER"])
     answers.write(json.dumps({"ready": init_error is None, "error": init_error}) + "\n")
     for line in sys.stdin:

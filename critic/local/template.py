@@ -4,9 +4,9 @@ Resources get local physical names (their Name property, resolved, or
 `<stack>-<logicalid>` in lower case), intrinsic functions are resolved
 against them (Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::If, ...), and the parts
 the local stack runs are collected: the Lambda functions (handler, code
-folder, environment with Globals, timeout, memory, event sources), the
-buckets, the SageMaker endpoint and model names, and the HTTP API routes and
-CORS configuration.
+folder, the folders their layers stand for, environment with Globals,
+timeout, memory, event sources), the buckets, the SageMaker endpoint and model
+names, and the HTTP API routes and CORS configuration.
 """
 from __future__ import annotations
 
@@ -587,30 +587,72 @@ def _function_by_arn(resolver: _Resolver, arn: Any) -> str | None:
 
 
 def _layers(resolver: _Resolver, resources: dict, root: Path, layers: list) -> list[Path]:
-    paths = []
+    """The folders a function's layers put on its path, in their order.
+
+    A layer `sam build` makes by pip-installing its requirements.txt
+    (BuildMethod python3.x) is the site-packages where this environment
+    installed the same pins (`make setup`); any other layer is its content
+    from this checkout: the ContentUri's python/ folder (what a build copies
+    to /opt/python), a one-package layer that package alone, or else the
+    ContentUri folder itself: for DomainLayer, layers/domain/ with its links
+    to the batch and contract packages. (Its build leaves batch's emulator
+    modules out, which no function imports; here they stay importable.)"""
+    paths: list[Path] = []
     for layer in layers:
         logical_id = layer.get("Ref") if isinstance(layer, dict) else None
         resource = resources.get(logical_id or "", {})
         if resource.get("Type") != "AWS::Serverless::LayerVersion":
             continue  # a published layer (an ARN) is not available locally
         content = (resource.get("Properties") or {}).get("ContentUri")
+        build_method = str((resource.get("Metadata") or {}).get("BuildMethod", ""))
         if isinstance(content, str):
             folder = (root / content).resolve()
-            if (folder / "python").is_dir():
-                paths.append(folder / "python")
+            if build_method.startswith("python") and (folder / "requirements.txt").is_file():
+                found = _installed_requirements(folder / "requirements.txt", f"Resources.{logical_id}")
+            elif (folder / "python").is_dir():
+                found = [folder / "python"]
             elif (folder / "__init__.py").is_file():
-                paths.append(_package_layer(folder))
+                found = [_package_layer(folder)]
             else:
-                paths.append(folder)
+                found = [folder]
+            paths.extend(path for path in found if path not in paths)
     return paths
 
 
+def _installed_requirements(requirements: Path, where: str) -> list[Path]:
+    """Where this environment installed a requirements.txt's packages (the
+    project's .venv/lib/python3.x/site-packages, normally), each at the
+    version the file pins: the local stand-in for a layer of dependencies."""
+    from importlib import metadata
+
+    folders: list[Path] = []
+    problems = []
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].split(";", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        name, _, version = line.partition("==")
+        name = re.sub(r"\[.*\]", "", name).strip()
+        try:
+            distribution = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            problems.append(f"{name} is not installed")
+            continue
+        if version and distribution.version != version.strip():
+            problems.append(f"{name} {distribution.version} is installed, not {version.strip()}")
+        folder = Path(distribution.locate_file("")).resolve()
+        if folder not in folders:
+            folders.append(folder)
+    if problems:
+        raise TemplateError(f"{where}: the layer's {requirements.name} needs what this environment lacks: "
+                            f"{'; '.join(problems)} (run `make setup`)")
+    return folders
+
+
 def _package_layer(package: Path) -> Path:
-    """A layer whose content is one Python package (the build puts it in
-    /opt/python/<name>, as layers/domain/Makefile does for batch/): a folder
-    holding only that package, so the function imports it from the layer,
-    never from whatever else is installed (another checkout's editable
-    install, for one), and sees nothing else of the repository."""
+    """A layer whose content is one Python package (its build puts it in
+    /opt/python/<name>): a folder holding only that package, so the function
+    imports it from the layer and sees nothing else of the repository."""
     import hashlib
     import tempfile
 

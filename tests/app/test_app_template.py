@@ -65,14 +65,89 @@ def test_functions_get_every_variable_their_handler_reads(template, logical_id):
     assert variables <= set(ENV) | {"POWERTOOLS_SERVICE_NAME"}  # the tests run the handlers with all of them
 
 
-@pytest.mark.parametrize("logical_id", FUNCTIONS)
-def test_function_requirements_pin_the_tested_versions(template, logical_id):
-    constraints = dict(line.split("==") for line in (REPO / "requirements" / "constraints.txt").read_text().split()
-                       if "==" in line)
-    lines = [line for line in (REPO / template["Resources"][logical_id]["Properties"]["CodeUri"] / "requirements.txt")
-             .read_text().splitlines() if line and not line.startswith("#")]
-    pins = dict(re.sub(r"\[.*\]", "", line).split("==") for line in lines)
-    assert pins == {"aws-lambda-powertools": constraints["aws_lambda_powertools"], "boto3": constraints["boto3"]}
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pins(path: Path) -> dict[str, str]:
+    """name -> version of a requirements file's `name[extras]==version` lines."""
+    found = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].split(";", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            found[normalized(re.sub(r"\[.*\]", "", name).strip())] = version.strip()
+    return found
+
+
+def test_the_dependencies_layer_pins_the_tested_versions(template):
+    constraints = pins(REPO / "requirements" / "constraints.txt")
+    layer = template["Resources"]["DependenciesLayer"]
+    requirements = REPO / layer["Properties"]["ContentUri"] / "requirements.txt"
+    lines = [line for line in requirements.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+(\[[a-z,]+\])?==[0-9][0-9a-z.]*", line) for line in lines), lines
+    required = pins(requirements)
+    assert {"aws-lambda-powertools", "boto3", "botocore"} <= set(required)
+    assert required == {name: constraints[name] for name in required}
+    assert "aws-lambda-powertools[tracer]==" in requirements.read_text()
+
+
+def test_the_functions_ship_their_code_and_share_the_layers(template):
+    """Each function's package is its handler; boto3 and Powertools come from
+    DependenciesLayer, batch and contract from DomainLayer, built for the
+    functions' runtime and architecture."""
+    globals_ = template["Globals"]["Function"]
+    for logical_id in FUNCTIONS:
+        function = template["Resources"][logical_id]["Properties"]
+        assert function["Layers"] == [{"Ref": "DependenciesLayer"}, {"Ref": "DomainLayer"}]
+        assert not (REPO / function["CodeUri"] / "requirements.txt").exists()
+    for name in ("DependenciesLayer", "DomainLayer"):
+        layer = template["Resources"][name]
+        assert layer["Properties"]["CompatibleRuntimes"] == [globals_["Runtime"]]
+        assert layer["Properties"]["CompatibleArchitectures"] == globals_["Architectures"]
+        assert [layer["Metadata"]["BuildArchitecture"]] == globals_["Architectures"]
+        assert (REPO / layer["Properties"]["ContentUri"]).resolve() != REPO  # never the repository (.venv)
+    assert template["Resources"]["DependenciesLayer"]["Metadata"]["BuildMethod"] == globals_["Runtime"]
+
+
+DOMAIN = REPO / "layers" / "domain"
+# batch/'s local SageMaker batch transform emulator, which the DomainLayer
+# leaves out (its Makefile names it).
+EMULATOR = set(re.search(r"^EMULATOR := (.*)$", (DOMAIN / "Makefile").read_text(), re.M).group(1).split())
+
+
+def test_the_domain_layer_is_batchs_domain_modules_and_contract():
+    """DomainLayer's ContentUri holds its Makefile and links to this
+    checkout's batch/ and contract/ (never the repository: .venv); the
+    modules it leaves out are the emulator's, which no handler and no domain
+    module imports."""
+    assert sorted(p.name for p in DOMAIN.iterdir()) == ["Makefile", "batch", "contract"]
+    assert (DOMAIN / "batch").resolve() == REPO / "batch" and (DOMAIN / "contract").resolve() == REPO / "contract"
+    assert EMULATOR == {"transform.py", "local_runner.py"} and EMULATOR <= {p.name for p in (REPO / "batch").glob("*.py")}
+    sources = [*(REPO / "functions").glob("*/app.py"), *(REPO / "contract").rglob("*.py"),
+               *(p for p in (REPO / "batch").glob("*.py") if p.name not in EMULATOR)]
+    emulator = tuple(f"batch.{name[:-3]}" for name in EMULATOR)
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                module = ".".join(filter(None, [source.parent.name if node.level else "", node.module]))
+                names = [module, *(f"{module}.{a.name}" for a in node.names)]
+            else:
+                continue
+            assert not any(n.startswith(emulator) for n in names), (source, names)
+
+
+def test_a_container_build_mounts_the_domain_layers_links():
+    """sam mounts only ContentUri in a build container; the links at its top
+    are mounted too with --mount-symlinks, which `critic deploy
+    --use-container` passes."""
+    from critic.deploy.sam import build_command
+
+    assert build_command("sam", use_container=True)[-2:] == ["--use-container", "--mount-symlinks"]
+    assert "--mount-symlinks" not in build_command("sam")
+    assert all(p.is_symlink() for p in DOMAIN.iterdir() if p.name != "Makefile")
 
 
 def test_upload_notifications_match_the_input_suffixes(template):
@@ -222,15 +297,18 @@ def python312() -> str:
 
 
 SMOKE = r"""
-import json, sys
-sys.path[:0] = sys.argv[1:3]
+import importlib.util, json, sys
+sys.path[:0] = sys.argv[1:4]
 import app
-event = json.loads(sys.argv[3])
+event = json.loads(sys.argv[4])
 result = app.lambda_handler(event, type("Context", (), {
     "function_name": "f", "function_version": "$LATEST", "memory_limit_in_mb": 256,
     "invoked_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:f",
     "aws_request_id": "r", "get_remaining_time_in_millis": lambda self: 1000})())
-print(json.dumps({"result": result, "boto3": sys.modules["boto3"].__file__, "batch": getattr(sys.modules.get("batch"), "__file__", None)}))
+import batch.jobs, contract
+print(json.dumps({"result": result, "boto3": sys.modules["boto3"].__file__, "batch": batch.jobs.__file__,
+                  "contract": contract.__file__, "emulator": [importlib.util.find_spec(f"batch.{m}") is not None
+                                                              for m in ("transform", "local_runner")]}))
 """
 
 
@@ -249,21 +327,38 @@ def test_sam_build_packages_each_function_with_only_what_it_needs():
                  "--cache-dir", BUILD_ROOT / "cache", "--cached", env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
-    layer = build / "DomainLayer" / "python" / "batch"
-    assert (layer / "jobs.py").read_text() == (REPO / "batch" / "jobs.py").read_text()
-    assert {p.name for p in layer.iterdir()} == {p.name for p in (REPO / "batch").glob("*.py")}
+    # DomainLayer: batch's domain modules and contract, copies of this
+    # checkout's files; no emulator module, no bytecode.
+    domain = build / "DomainLayer" / "python"
+    assert sorted(str(p.relative_to(domain)) for p in domain.rglob("*") if p.is_file()) == sorted(
+        [f"batch/{p.name}" for p in (REPO / "batch").glob("*.py") if p.name not in EMULATOR]
+        + [f"contract/{p.relative_to(REPO / 'contract')}" for p in (REPO / "contract").rglob("*.py")])
+    assert (domain / "batch" / "jobs.py").read_text() == (REPO / "batch" / "jobs.py").read_text()
+    assert not (domain / "batch" / "jobs.py").is_symlink()
+    assert not {p.name for p in domain.rglob("*")} & EMULATOR
+
+    # DependenciesLayer: exactly the pinned distributions, at the tested
+    # versions (an unpinned botocore would have been a newer one).
+    dependencies = build / "DependenciesLayer" / "python"
+    installed = {normalized(p.name[:-len(".dist-info")].rsplit("-", 1)[0]): p.name[:-len(".dist-info")].rsplit("-", 1)[1]
+                 for p in dependencies.glob("*.dist-info")}
+    assert installed == pins(REPO / "layers" / "dependencies" / "requirements.txt")
+    assert list((dependencies / "wrapt").glob("_wrappers.cpython-312-aarch64-linux-gnu.so"))  # arm64 wheel, not the fallback
+    size = sum(f.stat().st_size for f in dependencies.rglob("*") if f.is_file())
+    assert size < 100 * 2**20  # far from Lambda's 250 MB unzipped limit (function and layers together)
+
+    # The functions: their own code only.
     for logical_id, folder in FUNCTIONS.items():
         artifact = build / logical_id
-        names = {p.name for p in artifact.iterdir()}
-        assert {"app.py", "aws_lambda_powertools", "aws_xray_sdk", "boto3", "botocore"} <= names
-        assert not names & {".venv", "tests", "model", "critic", "batch", "web", "events", "template.yaml"}
-        size = sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file())
-        assert size < 100 * 2**20  # far from Lambda's 250 MB unzipped limit
+        assert sorted(p.name for p in artifact.iterdir()) == ["__init__.py", "app.py"]
+        assert (artifact / "app.py").read_text() == (REPO / "functions" / folder / "app.py").read_text()
     built = cfn_yaml.load(str(build / "template.yaml"))
-    assert built["Resources"]["BatchFunction"]["Properties"]["Layers"] == [{"Ref": "DomainLayer"}]
+    for logical_id in FUNCTIONS:
+        assert built["Resources"][logical_id]["Properties"]["Layers"] == [{"Ref": "DependenciesLayer"}, {"Ref": "DomainLayer"}]
+    assert built["Resources"]["DomainLayer"]["Properties"]["ContentUri"] == "DomainLayer"
 
     # Each artifact runs under Python 3.12 without site-packages: only its own
-    # contents (and the layer) on the path.
+    # contents and the two layers on the path, in Lambda's order.
     cases = {
         "RealtimeFunction": ("api-malformed-json", lambda r: r["statusCode"] == 400),
         "BatchFunction": ("s3-put-non-input", lambda r: r["results"][0]["outcome"] == "skipped"),
@@ -275,11 +370,11 @@ def test_sam_build_packages_each_function_with_only_what_it_needs():
             event["detail"]["TransformJobName"] = "another-stacks-job-0123456789abcdef"  # ignored: no AWS call
         child = {**{k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}, **ENV,
                  "POWERTOOLS_SERVICE_NAME": "smoke", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
-        done = subprocess.run([python, "-S", "-B", "-c", SMOKE, str(build / logical_id), str(build / "DomainLayer" / "python"),
+        done = subprocess.run([python, "-S", "-B", "-c", SMOKE, str(build / logical_id), str(dependencies), str(domain),
                                json.dumps(event)], capture_output=True, text=True, env=child, timeout=120)
         assert done.returncode == 0, done.stderr[-3000:]
         answer = json.loads(done.stdout.strip().splitlines()[-1])
         assert ok(answer["result"]), answer
-        assert answer["boto3"].startswith(str(build / logical_id))
-        if logical_id != "RealtimeFunction":
-            assert answer["batch"].startswith(str(build / "DomainLayer"))
+        assert answer["boto3"].startswith(str(dependencies))
+        assert answer["batch"].startswith(str(domain)) and answer["contract"].startswith(str(domain))
+        assert answer["emulator"] == [False, False]

@@ -153,6 +153,46 @@ def test_environments_are_reused_and_bounded(tmp_path):
         function.close()
 
 
+WHAT_IT_IMPORTS = """
+    import importlib.util, sys
+
+    def lambda_handler(event, context):
+        def origin(name):
+            try:
+                spec = importlib.util.find_spec(name)
+            except ModuleNotFoundError:
+                return None
+            return spec and spec.origin
+        return {name: origin(name) for name in
+                ("boto3", "aws_lambda_powertools", "batch.jobs", "contract", "critic", "model", "pytest")}
+"""
+
+
+def test_a_function_imports_its_code_its_layers_and_the_standard_library_only(tmp_path, repo_root):
+    """The worker's path is Lambda's: with the project's layers a function gets
+    boto3 and Powertools from the venv (DependenciesLayer), batch and contract
+    from this checkout (DomainLayer), and nothing of this checkout's editable
+    install (critic, model); without layers, not even boto3 or batch."""
+    from critic.local.template import read_template
+
+    spec = make_function(tmp_path / "layered", WHAT_IT_IMPORTS, "Layered")
+    spec.layers = read_template(repo_root / "template.yaml").function("BatchFunction").layers
+    bare = make_function(tmp_path / "bare", WHAT_IT_IMPORTS, "Bare")
+    layered, alone = start(spec), start(bare)
+    try:
+        found, without = layered.invoke({}).payload, alone.invoke({}).payload
+    finally:
+        layered.close()
+        alone.close()
+    site_packages, domain = map(str, spec.layers)
+    assert found["boto3"].startswith(site_packages) and found["aws_lambda_powertools"].startswith(site_packages)
+    assert found["batch.jobs"] == str(repo_root / "layers" / "domain" / "batch" / "jobs.py")
+    assert found["contract"] == str(repo_root / "layers" / "domain" / "contract" / "__init__.py")
+    assert found["critic"] is None and found["model"] is None
+    assert found["pytest"].startswith(site_packages)  # the venv stands for the layer: it holds more than the pins
+    assert without == dict.fromkeys(without)  # nothing but the standard library
+
+
 @pytest.mark.parametrize("bad", ["no_dot", ""])
 def test_template_functions_need_module_dot_function(tmp_path, bad):
     from critic.local.template import TemplateError, read_template

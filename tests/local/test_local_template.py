@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import textwrap
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -149,19 +151,49 @@ def test_the_projects_template_runs_locally(repo_root):
     assert stack.endpoints and stack.models
 
 
-def test_the_domain_layer_is_the_repositorys_batch_package_alone(repo_root):
-    """DomainLayer's content is batch/, built into /opt/python/batch: the
-    functions import `batch` from this checkout's layer, not from whatever
-    else is installed, and the layer holds nothing else."""
+def test_the_layers_are_the_venvs_dependencies_and_this_checkouts_domain_packages(repo_root):
+    """DependenciesLayer is the site-packages where `make setup` installed its
+    pins; DomainLayer is layers/domain/, whose links are this checkout's batch
+    and contract packages."""
     stack = read_template(repo_root / "template.yaml")
-    for logical_id in ("BatchFunction", "CompletionFunction"):
-        (layer,) = stack.functions[logical_id].layers
-        assert [p.name for p in layer.iterdir() if not p.name.startswith(".")] == ["batch"]
-        assert (layer / "batch").resolve() == (repo_root / "batch").resolve()
-    code = "import batch.jobs, sys; print(batch.jobs.__file__)"
-    found = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(layer), "PATH": "/usr/bin:/bin"},
-                           cwd=stack.functions["BatchFunction"].code_dir, capture_output=True, text=True, check=True)
-    assert found.stdout.strip() == str(layer / "batch" / "jobs.py")
+    site_packages = Path(metadata.distribution("boto3").locate_file("")).resolve()
+    domain = repo_root / "layers" / "domain"
+    for logical_id in ("RealtimeFunction", "BatchFunction", "CompletionFunction"):
+        assert stack.functions[logical_id].layers == [site_packages, domain]
+    assert (site_packages / "boto3").is_dir() and (site_packages / "aws_lambda_powertools").is_dir()
+    packages = sorted(p.name for p in domain.iterdir() if (p / "__init__.py").is_file())
+    assert packages == ["batch", "contract"]
+    assert all((domain / name).resolve() == (repo_root / name).resolve() for name in packages)
+
+
+LAYERED = """
+    Transform: AWS::Serverless-2016-10-31
+    Resources:
+      Deps:
+        Type: AWS::Serverless::LayerVersion
+        Metadata: {BuildMethod: python3.12}
+        Properties: {ContentUri: deps/}
+      Fn:
+        Type: AWS::Serverless::Function
+        Properties: {CodeUri: fn/, Handler: app.handler, Runtime: python3.12, Layers: [!Ref Deps]}
+"""
+
+
+def test_a_dependencies_layer_needs_its_pins_installed_here(tmp_path):
+    (tmp_path / "fn").mkdir()
+    (tmp_path / "deps").mkdir()
+    (tmp_path / "template.yaml").write_text(textwrap.dedent(LAYERED))
+    requirements = tmp_path / "deps" / "requirements.txt"
+    boto3 = metadata.version("boto3")
+    requirements.write_text(f"# a comment\nboto3=={boto3}\naws-lambda-powertools[tracer]  # any version\n")
+    [layer] = read_template(tmp_path / "template.yaml").function("Fn").layers
+    assert layer == Path(metadata.distribution("boto3").locate_file("")).resolve()
+    requirements.write_text("boto3==0.0.1\nno-such-distribution-here==1.0\n")
+    with pytest.raises(TemplateError) as caught:
+        read_template(tmp_path / "template.yaml")
+    message = str(caught.value)
+    assert message.startswith("Resources.Deps: ") and "make setup" in message
+    assert f"boto3 {boto3} is installed, not 0.0.1" in message and "no-such-distribution-here is not installed" in message
 
 
 def test_a_port_in_use_names_the_port_and_the_variable():
