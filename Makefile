@@ -96,6 +96,13 @@ evaluate: setup-train
 deploy: setup-deploy $(SAM_VENV)/.installed
 	$(if $(filter file,$(origin AWS_DEFAULT_REGION)),env -u AWS_DEFAULT_REGION )$(BIN)/critic deploy $(DEPLOY_ARGS)
 
+# The shipped model in the SageMaker serving image's Python and PyTorch (a venv
+# in .tools/serving-image, 1 to 5 GB; not part of make test). SERVING_PYTHON:
+# an interpreter of the image's Python version; DATA as for bench.
+SERVING_PYTHON ?= python3.12
+check-serving-image: setup-serve
+	$(BIN)/python scripts/check_serving_image.py --python $(SERVING_PYTHON) $(DATA_FLAG) $(if $(filter cpu,$(TORCH)),--torch-index $(TORCH_CPU_INDEX))
+
 # Load on the local stack (127.0.0.1 only, bounded): LOAD_ARGS="--duration 10".
 load: setup-serve
 	$(BIN)/python scripts/load_local.py $(LOAD_ARGS)

@@ -26,6 +26,7 @@ from pathlib import Path
 from critic.pool import FairPool, PoolClosed
 
 _FRAME = struct.Struct(">II")  # header length, body length
+_REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -55,11 +56,15 @@ def _read_frame(stream) -> tuple[dict, bytes]:
 
 
 class _Worker:
-    def __init__(self, model_dir: Path, threads: int, startup_timeout: float):
+    def __init__(self, model_dir: Path, threads: int, startup_timeout: float, python: str):
+        # Another interpreter (scripts/check_serving_image.py: the serving image's
+        # Python and PyTorch) has no critic installed: it finds this module after
+        # the artifact's code/, which still comes first.
+        path = [str(model_dir / "code")] + ([] if python == sys.executable else [str(_REPO_ROOT)])
         env = dict(os.environ, SAGEMAKER_PROGRAM="inference.py", OMP_NUM_THREADS=str(threads),
-                   PYTHONPATH=str(model_dir / "code"), PYTHONDONTWRITEBYTECODE="1")
+                   PYTHONPATH=os.pathsep.join(path), PYTHONDONTWRITEBYTECODE="1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "critic.container", str(model_dir), str(threads)],
+            [python, "-m", "critic.container", str(model_dir), str(threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=model_dir,
         )
         ready = queue.Queue()
@@ -93,7 +98,8 @@ class _Worker:
 class ModelContainer:
     """Thread-safe: each call borrows an idle worker (and waits for one)."""
 
-    def __init__(self, artifact: str | Path, workers: int = 2, startup_timeout: float = 120):
+    def __init__(self, artifact: str | Path, workers: int = 2, startup_timeout: float = 120,
+                 python: str = sys.executable):
         artifact = Path(artifact)
         if not artifact.is_file():
             raise ContainerError(f"{artifact}: no such model artifact")
@@ -103,6 +109,7 @@ class ModelContainer:
         self.model_dir = extract(artifact, Path(self._tmp.name))
         self._threads = max(1, (os.cpu_count() or 1) // workers)
         self._timeout = startup_timeout
+        self._python = python
         self._idle: FairPool[_Worker] = FairPool()  # first come, first served
         self._all: list[_Worker] = []
         # Workers load the model at the same time, as the model server's do.
@@ -118,7 +125,7 @@ class ModelContainer:
 
     def _add_worker(self, errors: list | None = None) -> None:
         try:
-            worker = _Worker(self.model_dir, self._threads, self._timeout)
+            worker = _Worker(self.model_dir, self._threads, self._timeout, self._python)
         except ContainerError as error:
             if errors is None:
                 raise
