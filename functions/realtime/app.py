@@ -5,7 +5,9 @@ is the review), UTF-8, at most MAX_BODY_BYTES (256 KiB) after base64
 decoding. Response: 200 {"label": "positive"|"negative", "score": P(positive)}.
 
 Every other answer is JSON {"message": "..."}:
-  400 body empty, not UTF-8, malformed JSON, no string "review", blank review;
+  400 body empty, not UTF-8, malformed JSON (or JSON that the shared reader,
+      contract/jsonreader.py, refuses: too deep, a number too long,
+      NaN/Infinity, a duplicate key...), no string "review", blank review;
       or the endpoint rejected the request as invalid
   413 body over MAX_BODY_BYTES          415 content type not JSON or text
   422 the model could not score this review (e.g. nothing readable in it)
@@ -35,6 +37,8 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
+
+from contract.jsonreader import JSONInputError, loads as read_json
 
 MAX_BODY_BYTES = 256 * 1024  # far below a serverless endpoint's 4 MB payload limit
 JSON, TEXT = "application/json", "text/plain"
@@ -98,10 +102,9 @@ def read_review(event: APIGatewayProxyEventV2) -> str:
     review = body
     if media == JSON:
         try:
-            document = json.loads(body)
-        except json.JSONDecodeError as error:
-            where = f"line {error.lineno} column {error.colno}"
-            raise ApiError(HTTPStatus.BAD_REQUEST, f"malformed JSON: {error.msg} at {where}") from None
+            document = read_json(body)
+        except JSONInputError as error:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"malformed JSON: {error}") from None
         if not isinstance(document, dict) or not isinstance(document.get("review"), str):
             raise ApiError(HTTPStatus.BAD_REQUEST, 'the body must be a JSON object with a string "review"')
         review = document["review"]
