@@ -160,8 +160,8 @@ def invoke_model(review: str) -> dict:
         logger.error("endpoint unreachable", extra={"error": str(error)})
         raise ApiError(HTTPStatus.BAD_GATEWAY, "the model endpoint is unreachable") from None
     try:
-        result = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+        result = read_json(payload)
+    except JSONInputError:  # not JSON, or JSON past the reader's limits: a 502 below
         result = None
     if isinstance(result, dict) and isinstance(result.get("error"), str):
         raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"the review cannot be scored: {result['error']}")
