@@ -23,8 +23,8 @@ toolkit would answer an exception raised to it with the message followed by
 a Python traceback (Transformer.handle_error appends traceback.format_exc()),
 which SageMaker hands on to the caller; so the handler, given the request
 context (the toolkit passes it to handler functions that take one), sets the
-status itself. Called without a context, output_fn raises the toolkit's
-BaseInferenceToolkitError as before.
+status itself. Called without a context (tests, `critic predict`),
+output_fn raises the toolkit's BaseInferenceToolkitError instead.
 """
 from __future__ import annotations
 

@@ -143,6 +143,21 @@ def test_a_model_that_cannot_load_is_a_clear_error(tiny_artifact, tmp_path):
         ModelContainer(broken, workers=2)
 
 
+def test_an_artifact_without_its_contract_package_fails_to_load_as_on_aws(tiny_artifact, tmp_path):
+    """inference.py imports contract.jsonreader from code/contract/; the
+    repository's copy (on the path of this process, and in its editable
+    install) must not stand in for a missing one."""
+    import shutil
+
+    from critic.container import ContainerError
+    from model.package import package
+
+    model_dir = extract(tiny_artifact, tmp_path / "no-contract")
+    shutil.rmtree(model_dir / "code" / "contract")
+    with pytest.raises(ContainerError, match="contract"):
+        ModelContainer(package(model_dir, tmp_path / "no-contract.tar.gz"), workers=1)
+
+
 def test_two_workers_serve_concurrent_requests_in_order(tiny_artifact):
     from concurrent.futures import ThreadPoolExecutor
 
