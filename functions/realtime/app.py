@@ -119,7 +119,8 @@ def _endpoint_error(error: ClientError) -> ApiError:
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     details = {"code": code, "error_message": message, "http_status": status}
     throttled = code in ("ThrottlingException", "TooManyRequestsException")
-    if throttled or (status == 429 and code != "ModelNotReadyException"):
+    # An error code that names the problem wins over a bare 429 status.
+    if throttled or (status == 429 and code not in ("ModelNotReadyException", "ServiceUnavailable")):
         logger.warning("endpoint throttled", extra=details)
         return ApiError(HTTPStatus.TOO_MANY_REQUESTS, "too many requests; retry shortly", RETRY_AFTER_SECONDS)
     if code in ("ModelNotReadyException", "ServiceUnavailable") or status == 503:  # also a bare 503

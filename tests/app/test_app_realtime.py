@@ -205,6 +205,7 @@ def test_no_cors_headers_without_an_origin(realtime, runtime, context):
         ("ThrottlingException", "Rate exceeded", 400, {}, 429, "2"),
         ("ModelNotReadyException", "Model is not ready", 429, {}, 503, "2"),
         ("ServiceUnavailable", "Service unavailable", 503, {}, 503, "2"),
+        ("ServiceUnavailable", "Service unavailable", 429, {}, 503, "2"),  # found by make fuzz
         ("ValidationError", "Endpoint critic-endpoint of account 123456789012 not found.", 400, {}, 503, "30"),
         ("ValidationError", "1 validation error detected: Value at 'body' failed to satisfy constraint", 400, {}, 400, None),
         ("InternalFailure", "An internal error occurred", 500, {}, 502, None),
