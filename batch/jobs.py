@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import posixpath
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping
+
+from contract.jsonreader import loads as read_json
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,7 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def _scored_json(line: bytes, joined: bool) -> bool:
-    value = json.loads(line)
+    value = read_json(line)  # joined lines carry the user's input objects
     if joined:
         value = value.get("SageMakerOutput") if isinstance(value, dict) else None
     return isinstance(value, dict) and "label" in value and not value.get("error")
@@ -287,6 +288,24 @@ def count_results(lines: Iterable[bytes], fmt: InputFormat) -> Counts:
         else:
             counts.errors += 1
     return counts
+
+
+FAILURE_REASON_MAX = 1024  # DescribeTransformJob's FailureReason is at most 1,024 characters
+_TRACEBACK = "Traceback (most recent call last)"
+
+
+def readable_reason(reason: str | None) -> str | None:
+    """A failure reason as users read it: its first line, and never a Python
+    traceback. SageMaker's reasons are one line ("ClientError: ..."), but
+    one that quotes a model container's answer can carry the traceback the
+    inference toolkit appends to an error message."""
+    if not reason:
+        return None
+    head = reason.split(_TRACEBACK, 1)[0]
+    line = next((line.strip() for line in head.splitlines() if line.strip()), "")
+    if not line:
+        return "the job failed; its logs are in CloudWatch Logs (/aws/sagemaker/TransformJobs)"
+    return line[:FAILURE_REASON_MAX]
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -342,7 +361,7 @@ def status_document(
         "input": detail["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"],
         "output": output_uri,
         "counts": asdict(counts) if counts else None,
-        "failureReason": detail.get("FailureReason") or None,
+        "failureReason": readable_reason(detail.get("FailureReason")),
         "createdAt": _iso(created),
         "startedAt": _iso(started),
         "endedAt": _iso(ended),

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import IO, Callable, Protocol
 from urllib.parse import urlparse
 
+from batch.jobs import readable_reason
 from batch.transform import (
     DataProcessing,
     TransformError,
@@ -34,6 +35,7 @@ from batch.transform import (
     payload,
     split_records,
 )
+from contract.jsonreader import JSONInputError, loads as read_json
 
 LOG = logging.getLogger("critic.transform")
 
@@ -64,6 +66,22 @@ class JobStopped(Exception):
 
 class JobFailed(Exception):
     """The job failed; str(self) is its FailureReason."""
+
+
+def _answer_message(body: bytes) -> str:
+    """What a failed model answer says, in one line: the message of a JSON
+    {"message": ...} answer (the handler's refusals), else the first line of
+    the text (the toolkit follows an unexpected error's message with a Python
+    traceback, which must not reach the job's FailureReason)."""
+    try:
+        document = read_json(body)
+    except JSONInputError:
+        document = None
+    if isinstance(document, dict) and isinstance(document.get("message"), str):
+        text = document["message"]
+    else:
+        text = body.decode("utf-8", "replace")
+    return (readable_reason(text) or "(no message)")[:400]
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -226,12 +244,11 @@ class TransformRunner:
             except TimeoutError:
                 problem, kind = f"the model did not answer within {job.timeout} s", "AlgorithmError"
             except Exception as error:  # noqa: BLE001 - any container failure fails the mini-batch
-                problem, kind = f"the model container failed: {error}", "AlgorithmError"
+                problem, kind = f"the model container failed: {readable_reason(str(error))}", "AlgorithmError"
             else:
                 if 200 <= answer.status < 300:
                     return answer.body
-                message = answer.body.decode("utf-8", "replace").strip()[:400]
-                problem = f"the model answered HTTP {answer.status}: {message}"
+                problem = f"the model answered HTTP {answer.status}: {_answer_message(answer.body)}"
                 kind = "ClientError" if answer.status < 500 else "AlgorithmError"
                 if answer.status < 500:
                     break  # a client error is not retried: the same request fails the same way

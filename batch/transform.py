@@ -16,6 +16,8 @@ What a transform job does with one input object, as SageMaker documents it:
 - AssembleWith=Line: a newline ends every transformed record; None: the
   responses are concatenated as they are.
 - Results keep the order of the input records.
+- A JSON record SageMaker cannot parse to join (or filter) fails the job, and
+  SageMaker writes no output for an object it could not process whole.
 
 Anything that makes a record or a response unusable raises TransformError,
 whose message becomes the job's FailureReason: SageMaker writes no output for
@@ -29,6 +31,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
+
+from contract.jsonreader import JSONInputError, loads as read_json
 
 MB = 1024 * 1024
 CSV = "text/csv"
@@ -211,11 +215,13 @@ def _csv_line(fields: Any) -> bytes:
 
 
 def _json_value(line: bytes, what: str, number: int) -> Any:
+    # The product's reader stands in for SageMaker's own JSON parser, whose
+    # limits AWS does not document: a record the model would refuse as JSON
+    # fails the job here, naming its line (see README, batch formats).
     try:
-        return json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        detail = error.msg if isinstance(error, json.JSONDecodeError) else "not valid UTF-8"
-        raise TransformError(f"{what} {number} is not valid JSON ({detail})") from None
+        return read_json(line)
+    except JSONInputError as error:
+        raise TransformError(f"{what} {number} is not valid JSON ({error})") from None
 
 
 def _json_line(value: Any) -> bytes:

@@ -191,6 +191,10 @@ def _serve(model_dir: str, threads: int) -> None:
     sys.path[:] = [os.path.join(model_dir, "code")] + [
         p for p in sys.path if p not in ("", os.getcwd(), model_dir)
     ]
+    # Nor may this checkout's editable install (a finder on sys.meta_path,
+    # not a path entry): an artifact without code/contract/ must fail to load
+    # here as it would on AWS, not import the repository's copy.
+    sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
     import torch
     from sagemaker_pytorch_serving_container.handler_service import HandlerService
 

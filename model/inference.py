@@ -14,6 +14,17 @@ UTF-8, broken JSON, no review...): the others are scored all the same, so
 output line N always answers input line N. In text/csv a result is the row
 `label,score,error`. Unsupported types are refused with 415 (content type)
 or 406 (accept); an application/json body that is not a review, with 400.
+JSON (the body, or each JSON Lines record) is read by contract/jsonreader.py,
+whose limits (nesting, number length, NaN, duplicate keys...) make a 400 or a
+per-line error, never a 500.
+
+A refused request is answered {"message": "..."} with its status. The
+toolkit would answer an exception raised to it with the message followed by
+a Python traceback (Transformer.handle_error appends traceback.format_exc()),
+which SageMaker hands on to the caller; so the handler, given the request
+context (the toolkit passes it to handler functions that take one), sets the
+status itself. Called without a context (tests, `critic predict`),
+output_fn raises the toolkit's BaseInferenceToolkitError instead.
 """
 from __future__ import annotations
 
@@ -21,9 +32,11 @@ import csv
 import io
 import json
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from sagemaker_inference.errors import BaseInferenceToolkitError
 
+from contract.jsonreader import JSONInputError, loads as read_json
 from model.preprocess import ReviewError, decode, tokenize
 from model.scorer import Scorer
 
@@ -34,10 +47,19 @@ CONTENT_TYPES = (JSON, TEXT, JSONLINES, CSV)
 ACCEPT_TYPES = (JSON, JSONLINES, CSV)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A request refused whole: 400, 406 or 415, and why."""
+
+    status: int
+    message: str
+
+
 @dataclass
 class Records:
     reviews: list  # str for a review to score, ReviewError for one that cannot be
     single: bool = False  # an application/json request: answer with one object
+    refusal: Refusal | None = None  # the request is refused: no record is scored
 
 
 def _media_type(header: str | None) -> str:
@@ -45,8 +67,15 @@ def _media_type(header: str | None) -> str:
     return _ALIASES.get(media, media)
 
 
-def _client_error(status: int, message: str) -> BaseInferenceToolkitError:
-    return BaseInferenceToolkitError(status, message, message)
+def _refused(status: int, message: str) -> Records:
+    return Records([], refusal=Refusal(status, message))
+
+
+def _answer_refusal(refusal: Refusal, context):
+    if context is None:
+        raise BaseInferenceToolkitError(refusal.status, refusal.message, refusal.message)
+    context.set_response_status(refusal.status, HTTPStatus(refusal.status).phrase)
+    return json.dumps({"message": refusal.message}), JSON
 
 
 def model_fn(model_dir: str) -> Scorer:
@@ -73,9 +102,9 @@ def _review_from_object(obj) -> str:
 
 def _jsonline(line: bytes) -> str:
     try:
-        obj = json.loads(decode(line))
-    except json.JSONDecodeError as error:
-        raise ReviewError(f"invalid JSON: {error.msg} at column {error.colno}") from None
+        obj = read_json(decode(line))
+    except JSONInputError as error:
+        raise ReviewError(f"invalid JSON: {error}") from None
     return _review_from_object(obj)
 
 
@@ -100,14 +129,14 @@ def input_fn(body: str | bytes, content_type: str) -> Records:
     media = _media_type(content_type)
     if media == JSON:
         try:
-            return Records([_review_from_object(json.loads(decode(body)))], single=True)
-        except json.JSONDecodeError as error:
-            raise _client_error(400, f"invalid JSON: {error.msg}") from None
+            return Records([_review_from_object(read_json(decode(body)))], single=True)
+        except JSONInputError as error:
+            return _refused(400, f"invalid JSON: {error}")
         except ReviewError as error:
-            raise _client_error(400, str(error)) from None
+            return _refused(400, str(error))
     parse = _LINE_PARSERS.get(media)
     if parse is None:
-        raise _client_error(415, f"unsupported content type {content_type!r}; use one of {', '.join(CONTENT_TYPES)}")
+        return _refused(415, f"unsupported content type {content_type!r}; use one of {', '.join(CONTENT_TYPES)}")
     reviews = []
     for line in _lines(body):
         try:
@@ -120,6 +149,8 @@ def input_fn(body: str | bytes, content_type: str) -> Records:
 def predict_fn(records: Records, scorer: Scorer) -> Records:
     """Score every readable review of the mini-batch together (the scorer runs
     them through the network in length-sorted batches)."""
+    if records.refusal is not None:
+        return records
     tokens, positions, results = [], [], []
     for i, review in enumerate(records.reviews):
         if isinstance(review, str):
@@ -144,10 +175,14 @@ def _csv_row(result: dict) -> str:
     return out.getvalue()
 
 
-def output_fn(results: Records, accept: str):
+def output_fn(results: Records, accept: str, context=None):
+    if results.refusal is not None:
+        return _answer_refusal(results.refusal, context)
     media = next((m for m in map(_media_type, (accept or JSON).split(",")) if m in ACCEPT_TYPES or m == "*/*"), None)
     if media is None:
-        raise _client_error(406, f"unsupported accept type {accept!r}; use one of {', '.join(ACCEPT_TYPES)}")
+        return _answer_refusal(
+            Refusal(406, f"unsupported accept type {accept!r}; use one of {', '.join(ACCEPT_TYPES)}"), context
+        )
     if media in (JSON, "*/*") and results.single:
         return json.dumps(results.reviews[0]), JSON
     if media == CSV:

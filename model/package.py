@@ -1,7 +1,7 @@
 """The inference artifact: a model dir and its model.tar.gz, in the SageMaker
 PyTorch layout. Weights, vocabulary and config at the root; code/ holds
-inference.py and what it imports. No pickle: JSON, and weights that load with
-torch.load(weights_only=True).
+inference.py and what it imports (code/model/ and code/contract/). No pickle:
+JSON, and weights that load with torch.load(weights_only=True).
 
 code/ has no requirements.txt: the code needs only the standard library,
 torch, numpy and the SageMaker inference toolkit, all in AWS's PyTorch
@@ -31,6 +31,8 @@ from model.scorer import CONFIG, VOCAB, WEIGHTS
 MODEL_PACKAGE = Path(__file__).resolve().parent
 # Everything inference.py imports, as code/model/<file>, plus the entry point.
 SERVING_FILES = ("__init__.py", "preprocess.py", "encoding.py", "network.py", "scorer.py")
+# The contract package (contract/*.py) ships whole as code/contract/.
+CONTRACT_PACKAGE = MODEL_PACKAGE.parent / "contract"
 
 
 def write_code_dir(code_dir: Path) -> None:
@@ -43,6 +45,12 @@ def write_code_dir(code_dir: Path) -> None:
     (code_dir / "model").mkdir(exist_ok=True)
     for name in SERVING_FILES:
         shutil.copy2(MODEL_PACKAGE / name, code_dir / "model" / name)
+    contract = sorted(CONTRACT_PACKAGE.glob("*.py"))
+    if not contract:  # inference.py imports it: an artifact without it would fail to serve
+        raise FileNotFoundError(f"{CONTRACT_PACKAGE}: no contract package beside model/")
+    (code_dir / "contract").mkdir(exist_ok=True)
+    for source in contract:
+        shutil.copy2(source, code_dir / "contract" / source.name)
 
 
 def write_model_dir(model_dir: Path, network, vocabulary) -> None:

@@ -8,6 +8,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from contract.jsonreader import JSONInputError, loads as read_json
 from critic import REPO_ROOT
 from critic.cli import UsageError
 
@@ -50,8 +51,8 @@ def _read_event(source: str | None):
     except OSError as error:
         raise UsageError(f"cannot read the event: {error}") from None
     try:
-        return json.loads(text)
-    except ValueError as error:
+        return read_json(text)
+    except JSONInputError as error:
         raise UsageError(f"{source}: not JSON: {error}") from None
 
 

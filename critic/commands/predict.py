@@ -1,9 +1,10 @@
 """critic predict: score reviews offline, one JSON line out per line in."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from contract.jsonreader import JSONInputError, loads as read_json
 
 from critic.cli import UsageError
 from critic.offline import CHUNK_LINES, OfflineScorer, chunks
@@ -24,10 +25,14 @@ def register(subparsers) -> None:
 
 
 def sniff(first_line: bytes) -> str:
+    """JSON Lines if the first line is a JSON object, or looks like one
+    ({"...) that the JSON reader refuses (it then answers with an error line,
+    rather than scoring the whole file's JSON as review text)."""
     try:
-        return "application/jsonlines" if isinstance(json.loads(first_line), dict) else "text/plain"
-    except ValueError:
-        return "text/plain"
+        return "application/jsonlines" if isinstance(read_json(first_line), dict) else "text/plain"
+    except JSONInputError:
+        opening = first_line.removeprefix(b"\xef\xbb\xbf").lstrip()
+        return "application/jsonlines" if opening.startswith(b'{"') else "text/plain"
 
 
 def _sources(args):

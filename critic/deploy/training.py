@@ -2,7 +2,7 @@
 script-mode training job (SageMaker Python SDK v2, `sagemaker.pytorch`).
 
 The job runs the very script `critic train` runs locally. Its source dir is
-a copy of the model/ package plus a requirements.txt, packed
+a copy of the contract/ and model/ packages plus a requirements.txt, packed
 deterministically and uploaded under its SHA-256 (so an unchanged package is
 not uploaded again); the entry point is model/train.py inside it. The IMDB
 tarball goes up the same way, as the "training" channel. The image is AWS's
@@ -139,15 +139,17 @@ def training_requirements() -> str:
 
 
 def source_tarball(target: Path) -> Path:
-    """sourcedir.tar.gz: model/ (its files, not model/artifact/) and
-    requirements.txt. The same code gives the same bytes (sorted names, zero
-    times and owners), hence the same SHA-256 and S3 key."""
-    from model.package import MODEL_PACKAGE
+    """sourcedir.tar.gz: contract/ and model/ (their files, not
+    model/artifact/; the model dir's code/ gets both) and requirements.txt.
+    The same code gives the same bytes (sorted names, zero times and owners),
+    hence the same SHA-256 and S3 key."""
+    from model.package import CONTRACT_PACKAGE, MODEL_PACKAGE
 
-    files = sorted(p for p in MODEL_PACKAGE.iterdir()
-                   if p.is_file() and not p.name.startswith(".") and p.suffix not in (".pyc", ".tmp"))
     entries = [("requirements.txt", training_requirements().encode())]
-    entries += [(f"model/{p.name}", p.read_bytes()) for p in files]
+    for package in (CONTRACT_PACKAGE, MODEL_PACKAGE):
+        files = sorted(p for p in package.iterdir()
+                       if p.is_file() and not p.name.startswith(".") and p.suffix not in (".pyc", ".tmp"))
+        entries += [(f"{package.name}/{p.name}", p.read_bytes()) for p in files]
     with open(target, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed, \
             tarfile.open(fileobj=packed, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name, data in entries:

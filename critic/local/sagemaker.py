@@ -28,11 +28,15 @@ from typing import Any, Callable, Iterable
 import botocore.session
 
 from batch.local_runner import JobFailed, JobStopped, ModelAnswer, TransformJob, TransformRunner
+from contract.jsonreader import JSONInputError, loads as read_json
 from critic.local.template import ACCOUNT_ID, eventbridge_event
 
 LOG = logging.getLogger("critic.sagemaker")
 
 INVOKE_LIMIT = 6 * 1024 * 1024  # InvokeEndpoint's payload limit
+# SageMaker's own wording; an unexpected exception's text (Python internals)
+# goes to the stack's log, not into a reason users read.
+INTERNAL_ERROR = "InternalServerError: We encountered an internal error. Please try again."
 TERMINAL = ("Completed", "Failed", "Stopped")
 
 
@@ -363,9 +367,9 @@ class TransformJobs:
         except JobFailed as error:
             self._finish(name, "Failed", str(error))
             LOG.warning("transform job %s failed: %s", name, error)
-        except Exception as error:  # noqa: BLE001 - any other problem fails the job, with its reason
+        except Exception:  # noqa: BLE001 - any other problem fails the job; the details go to the log
             LOG.exception("transform job %s failed", name)
-            self._finish(name, "Failed", f"InternalServerError: {error}")
+            self._finish(name, "Failed", INTERNAL_ERROR)
         else:
             if stop.is_set():
                 self._finish(name, "Stopped")
@@ -424,9 +428,9 @@ def handle_sagemaker(jobs: TransformJobs, target: str, body: bytes) -> tuple[int
                                f"The local stack does not implement SageMaker {operation}; it runs "
                                + ", ".join(_OPERATIONS) + ".")
         try:
-            request = json.loads(body or b"{}")
-        except ValueError:
-            raise ServiceError("SerializationException", "Request body is not valid JSON") from None
+            request = read_json(body or b"{}")
+        except JSONInputError as error:
+            raise ServiceError("SerializationException", f"Request body is not valid JSON: {error}") from None
         if not isinstance(request, dict):
             raise ServiceError("SerializationException", "Request body must be a JSON object")
         answer = getattr(jobs, _OPERATIONS[operation])(request)

@@ -101,7 +101,10 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict | No
     )
     record_metrics(document)
     if status == "Failed":
-        logger.error("transform job failed", extra={"reason": document["failureReason"], "input": input_uri})
+        # The record keeps the reason's first line; the log keeps all of it.
+        logger.error("transform job failed", extra={
+            "reason": document["failureReason"], "sagemaker_reason": detail.get("FailureReason"), "input": input_uri,
+        })
     else:
         logger.info("transform job finished", extra={"job_status": status, "counts": document["counts"]})
     return document

@@ -5,7 +5,9 @@ is the review), UTF-8, at most MAX_BODY_BYTES (256 KiB) after base64
 decoding. Response: 200 {"label": "positive"|"negative", "score": P(positive)}.
 
 Every other answer is JSON {"message": "..."}:
-  400 body empty, not UTF-8, malformed JSON, no string "review", blank review;
+  400 body empty, not UTF-8, malformed JSON (or JSON that the shared reader,
+      contract/jsonreader.py, refuses: too deep, a number too long,
+      NaN/Infinity, a duplicate key...), no string "review", blank review;
       or the endpoint rejected the request as invalid
   413 body over MAX_BODY_BYTES          415 content type not JSON or text
   422 the model could not score this review (e.g. nothing readable in it)
@@ -35,6 +37,8 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
+
+from contract.jsonreader import JSONInputError, loads as read_json
 
 MAX_BODY_BYTES = 256 * 1024  # far below a serverless endpoint's 4 MB payload limit
 JSON, TEXT = "application/json", "text/plain"
@@ -98,10 +102,9 @@ def read_review(event: APIGatewayProxyEventV2) -> str:
     review = body
     if media == JSON:
         try:
-            document = json.loads(body)
-        except json.JSONDecodeError as error:
-            where = f"line {error.lineno} column {error.colno}"
-            raise ApiError(HTTPStatus.BAD_REQUEST, f"malformed JSON: {error.msg} at {where}") from None
+            document = read_json(body)
+        except JSONInputError as error:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"malformed JSON: {error}") from None
         if not isinstance(document, dict) or not isinstance(document.get("review"), str):
             raise ApiError(HTTPStatus.BAD_REQUEST, 'the body must be a JSON object with a string "review"')
         review = document["review"]
@@ -116,7 +119,8 @@ def _endpoint_error(error: ClientError) -> ApiError:
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     details = {"code": code, "error_message": message, "http_status": status}
     throttled = code in ("ThrottlingException", "TooManyRequestsException")
-    if throttled or (status == 429 and code != "ModelNotReadyException"):
+    # An error code that names the problem wins over a bare 429 status.
+    if throttled or (status == 429 and code not in ("ModelNotReadyException", "ServiceUnavailable")):
         logger.warning("endpoint throttled", extra=details)
         return ApiError(HTTPStatus.TOO_MANY_REQUESTS, "too many requests; retry shortly", RETRY_AFTER_SECONDS)
     if code in ("ModelNotReadyException", "ServiceUnavailable") or status == 503:  # also a bare 503
@@ -157,8 +161,8 @@ def invoke_model(review: str) -> dict:
         logger.error("endpoint unreachable", extra={"error": str(error)})
         raise ApiError(HTTPStatus.BAD_GATEWAY, "the model endpoint is unreachable") from None
     try:
-        result = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+        result = read_json(payload)
+    except JSONInputError:  # not JSON, or JSON past the reader's limits: a 502 below
         result = None
     if isinstance(result, dict) and isinstance(result.get("error"), str):
         raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"the review cannot be scored: {result['error']}")

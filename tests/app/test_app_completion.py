@@ -77,6 +77,22 @@ def test_failed_event_records_the_reason_and_logs_an_error(completion, s3, conte
     assert errors and errors[0]["reason"] == document["failureReason"] and errors[0]["correlation_id"] == event["id"]
 
 
+def test_the_status_record_never_echoes_a_traceback(completion, s3, context, logs):
+    """A reason that quotes a model container's answer can carry the Python
+    traceback the inference toolkit appends to its message: the record keeps
+    the first line (the log keeps everything)."""
+    lines = logs(completion)
+    event = load_event("sagemaker-transform-failed")
+    event["detail"]["FailureReason"] = (
+        "AlgorithmError: the model answered HTTP 500: maximum recursion depth exceeded\n"
+        'Traceback (most recent call last):\n  File "/opt/ml/model/code/inference.py", line 76\nRecursionError'
+    )
+    document = completion.lambda_handler(event, context)
+    assert document["failureReason"] == "AlgorithmError: the model answered HTTP 500: maximum recursion depth exceeded"
+    errors = [line for line in lines if line["level"] == "ERROR"]
+    assert "inference.py" in errors[0]["sagemaker_reason"]
+
+
 @pytest.mark.parametrize(
     "key, output, counts",
     [

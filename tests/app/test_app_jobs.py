@@ -282,3 +282,18 @@ def test_skipped_status_document_has_a_jobs_fields():
         "failureReason": "the key is too long", "createdAt": None, "startedAt": None, "endedAt": None,
         "durationSeconds": None, "recordedAt": "2026-11-22T10:02:00Z",
     }
+
+
+@pytest.mark.parametrize("reason, readable", [
+    (None, None),
+    ("", None),
+    ("ClientError: See job logs for more information", "ClientError: See job logs for more information"),
+    ("AlgorithmError: boom\nTraceback (most recent call last):\n  File \"x.py\"", "AlgorithmError: boom"),
+    ("AlgorithmError: boom Traceback (most recent call last): File \"x.py\"", "AlgorithmError: boom"),
+    ("Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: x",
+     "the job failed; its logs are in CloudWatch Logs (/aws/sagemaker/TransformJobs)"),
+    ("\n\n  ClientError: x  \nmore", "ClientError: x"),
+    ("x" * 5000, "x" * 1024),
+])
+def test_readable_reason_is_one_line_without_a_traceback(reason, readable):
+    assert jobs.readable_reason(reason) == readable

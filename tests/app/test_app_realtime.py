@@ -133,6 +133,32 @@ def test_json_without_a_usable_review_is_400(realtime, runtime, context, body):
     assert status == 400 and response["message"]
 
 
+@pytest.mark.parametrize("body, message", [
+    ('{"review": "great", "x": ' + "[" * 1_100 + "]" * 1_100 + "}", "malformed JSON: nested deeper than 64 levels"),
+    ('{"review": "great", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "malformed JSON: nested deeper than 64 levels"),
+    ('{"review": "ok", "n": ' + "9" * 5_000 + "}", "malformed JSON: a number longer than 100 characters"),
+    ('{"review": "great", "x": Infinity}', "malformed JSON: Infinity is not valid JSON"),
+    ('{"review": "great", "x": NaN}', "malformed JSON: NaN is not valid JSON"),
+    ('{"review": "bad", "review": "wonderful film"}', 'malformed JSON: duplicate key "review"'),
+    (r'{"review": "\\ud800 bad"}', None),  # an escaped backslash, then text: a fine review
+    (r'{"review": "\ud800 bad"}', "malformed JSON: a string holds a lone UTF-16 surrogate, which is not a character"),
+])
+def test_json_parser_bombs_are_400_with_a_clear_message(realtime, runtime, context, body, message):
+    """Each is under the 256 KiB limit; none reaches the model (the Stubber
+    has no answer queued) except the one valid review."""
+    if message is None:
+        model_answer(runtime, json.loads(body)["review"], {"label": "negative", "score": 0.2})
+        assert call(realtime, request(body), context)[0] == 200
+        return
+    assert len(body.encode()) <= 256 * 1024
+    assert call(realtime, request(body), context)[:2] == (400, {"message": message})
+
+
+def test_a_leading_byte_order_mark_is_ignored(realtime, runtime, context):
+    model_answer(runtime, "good", {"label": "positive", "score": 0.9})
+    assert call(realtime, request('\ufeff{"review": "good"}'), context)[0] == 200
+
+
 def test_blank_text_is_400(realtime, runtime, context):
     assert call(realtime, request(" \n\t\r\n", "text/plain"), context)[:2] == (400, {"message": "the review is empty"})
 
@@ -179,6 +205,7 @@ def test_no_cors_headers_without_an_origin(realtime, runtime, context):
         ("ThrottlingException", "Rate exceeded", 400, {}, 429, "2"),
         ("ModelNotReadyException", "Model is not ready", 429, {}, 503, "2"),
         ("ServiceUnavailable", "Service unavailable", 503, {}, 503, "2"),
+        ("ServiceUnavailable", "Service unavailable", 429, {}, 503, "2"),  # found by make fuzz
         ("ValidationError", "Endpoint critic-endpoint of account 123456789012 not found.", 400, {}, 503, "30"),
         ("ValidationError", "1 validation error detected: Value at 'body' failed to satisfy constraint", 400, {}, 400, None),
         ("InternalFailure", "An internal error occurred", 500, {}, 502, None),

@@ -55,8 +55,8 @@ def test_source_dir_is_the_model_package_and_requirements_byte_for_byte_stable(t
         names = tar.getnames()
         requirements = tar.extractfile("requirements.txt").read().decode()
         train_py = tar.extractfile(training.ENTRY_POINT).read()
-    expected = sorted(f"model/{p.name}" for p in (repo_root / "model").iterdir()
-                      if p.is_file() and p.suffix != ".pyc")
+    expected = [f"{package}/{p.name}" for package in ("contract", "model")
+                for p in sorted((repo_root / package).iterdir()) if p.is_file() and p.suffix != ".pyc"]
     assert names == ["requirements.txt", *expected]
     assert train_py == (repo_root / "model" / "train.py").read_bytes()
     assert not [n for n in names if "artifact" in n or "__pycache__" in n]

@@ -22,7 +22,7 @@ from batch.local_runner import ModelAnswer
 from critic.container import InvocationResult
 from critic.local import s3 as local_s3
 from critic.local.aws import AwsEndpoint
-from critic.local.sagemaker import Endpoint, TransformJobs, state_change_event
+from critic.local.sagemaker import Endpoint, TransformJobs, handle_sagemaker, state_change_event
 
 MODEL = "critic-model"
 
@@ -315,3 +315,12 @@ def test_a_request_moto_cannot_parse_gets_an_xml_400_not_a_crash(service):
     # the endpoint still serves S3 afterwards
     service["s3"].create_bucket(Bucket="after-a-bad-request")
     assert "after-a-bad-request" in [b["Name"] for b in service["s3"].list_buckets()["Buckets"]]
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"TransformJobName": "a", "TransformJobName": "b"}',
+                                  b'{"MaxResults": 1' + b"0" * 5_000 + b"}"])
+def test_a_request_body_the_json_reader_refuses_is_a_serialization_exception(body):
+    status, _, answer = handle_sagemaker(None, "SageMaker.ListTransformJobs", body)
+    error = json.loads(answer)
+    assert status == 400 and error["__type"] == "SerializationException"
+    assert error["Message"].startswith("Request body is not valid JSON: ") and "Traceback" not in error["Message"]

@@ -251,6 +251,35 @@ def test_a_broken_jsonl_line_fails_the_join_with_its_line_number():
     assert store.uploads == []
 
 
+@pytest.mark.parametrize("line, problem", [
+    (b'{"review": "great", "x": ' + b"[" * 1_100 + b"]" * 1_100 + b"}", "nested deeper than 64 levels"),
+    (b'{"review": "ok", "n": ' + b"9" * 5_000 + b"}", "a number longer than 100 characters"),
+    (b'{"review": "great", "x": Infinity}', "Infinity is not valid JSON"),
+    (b'{"review": "bad", "review": "wonderful film"}', 'duplicate key "review"'),
+])
+def test_a_jsonl_parser_bomb_fails_the_join_naming_its_line_and_the_problem(line, problem):
+    store = MemoryStore({("in", "r.jsonl"): b'{"review": "fine"}\n' + line + b"\n"})
+    with pytest.raises(JobFailed) as failed:
+        run(store, request("s3://in/r.jsonl", "application/jsonlines", "application/jsonlines",
+                           DataProcessing={"JoinSource": "Input"}))
+    assert str(failed.value) == f"ClientError: s3://in/r.jsonl: input line 2 is not valid JSON ({problem})"
+    assert store.uploads == []
+
+
+@pytest.mark.parametrize("status, body", [
+    (500, b"maximum recursion depth exceeded\nTraceback (most recent call last):\n  File \"x.py\", line 1\nRecursionError"),
+    (400, b'{"message": "invalid JSON: nested deeper than 64 levels"}'),
+])
+def test_a_failed_model_answer_gives_a_one_line_reason_without_a_traceback(status, body):
+    with pytest.raises(JobFailed) as failed:
+        run(MemoryStore({("in", "reviews.txt"): b"ok\n"}), request(ModelClientConfig={"InvocationsMaxRetries": 0}),
+            lambda *a: ModelAnswer(status, body))
+    reason = str(failed.value)
+    assert "\n" not in reason and "Traceback" not in reason and "File " not in reason
+    assert reason.endswith((": maximum recursion depth exceeded (records 1-1)",
+                            ": invalid JSON: nested deeper than 64 levels (records 1-1)"))
+
+
 def test_other_objects_still_get_their_output_when_one_fails():
     store = MemoryStore({("in", "d/a.jsonl"): b'{"review": "x"}\n', ("in", "d/b.jsonl"): b"{bad\n"})
     with pytest.raises(JobFailed, match="s3://in/d/b.jsonl"):

@@ -36,6 +36,21 @@ def test_predict_jsonl_files_in_order_with_two_workers(tiny_artifact, tmp_path):
     assert "invalid JSON" in json.loads(out[-1])["error"]
 
 
+def test_predict_jsonl_parser_bombs_are_errors_of_their_own_line(tiny_artifact, tmp_path):
+    """Even as the first line (which decides the format), a JSON object the
+    reader refuses is answered on its line, not scored as text."""
+    path = tmp_path / "bombs.jsonl"
+    path.write_bytes(b'{"review": "great", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
+                     + json.dumps({"review": POSITIVE}).encode() + b"\n"
+                     + b'{"review": "ok", "n": ' + b"9" * 5_000 + b"}\n"
+                     + b'{"review": "bad", "review": "wonderful film"}\n')
+    out = [json.loads(line) for line in critic("predict", "--artifact", tiny_artifact, "--workers", "1",
+                                               path).stdout.splitlines()]
+    assert [r.get("label") or r["error"] for r in out] == [
+        "invalid JSON: nested deeper than 64 levels", "positive",
+        "invalid JSON: a number longer than 100 characters", 'invalid JSON: duplicate key "review"']
+
+
 def test_predict_missing_file_or_artifact_is_a_clear_error(tiny_artifact, tmp_path):
     missing = critic("predict", "--artifact", tiny_artifact, tmp_path / "nope.txt", check=False)
     assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr

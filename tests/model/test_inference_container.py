@@ -81,25 +81,50 @@ def test_mini_batch_scores_match_single_requests(container):
     (b'{"review": 3}', "application/json", "application/json", 400),
     (b"[1, 2]", "application/json", "application/json", 400),
     (b"{oops", "application/json", "application/json", 400),
+    (b'{"review": "great", "x": ' + b"[" * 1_100 + b"]" * 1_100 + b"}", "application/json", "application/json", 400),
+    (b'{"review": "great", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json", "application/json", 400),
+    (b'{"review": "ok", "n": ' + b"9" * 5_000 + b"}", "application/json", "application/json", 400),
+    (b'{"review": "great", "x": Infinity}', "application/json", "application/json", 400),
+    (b'{"review": "bad", "review": "wonderful film"}', "application/json", "application/json", 400),
 ])
 def test_bad_requests_are_client_errors(container, body, content_type, accept, status):
+    """The status and a one-sentence JSON message: never the toolkit's
+    message-plus-traceback, which SageMaker would hand on to the caller."""
     r = container.invoke(body, content_type, accept)
     assert r.status == status
-    assert r.body  # with a message
+    assert r.content_type == "application/json"
+    message = json.loads(r.body)["message"]
+    assert message and "\n" not in message and "Traceback" not in message and "File " not in message
+
+
+@pytest.mark.parametrize("body, message", [
+    (b'{"review": "great", "x": ' + b"[" * 1_100 + b"]" * 1_100 + b"}", "invalid JSON: nested deeper than 64 levels"),
+    (b'{"review": "ok", "n": ' + b"9" * 5_000 + b"}", "invalid JSON: a number longer than 100 characters"),
+    (b'{"review": "great", "x": Infinity}', "invalid JSON: Infinity is not valid JSON"),
+    (b'{"review": "bad", "review": "wonderful film"}', 'invalid JSON: duplicate key "review"'),
+])
+def test_parser_bombs_in_json_lines_are_errors_of_their_own_line(container, body, message):
+    lines = [json.dumps({"review": POSITIVE}).encode(), body, json.dumps({"review": NEGATIVE}).encode()]
+    r = container.invoke(b"\n".join(lines) + b"\n", "application/jsonlines", "application/jsonlines")
+    assert r.status == 200
+    results = _jsonlines(r.body)
+    assert [x.get("label") or x["error"] for x in results] == ["positive", message, "negative"]
 
 
 def test_artifact_code_is_self_contained(tiny_artifact, tmp_path):
-    # Served from the artifact alone: every module of the model package that
-    # inference.py loads must come from code/, not from this repository.
+    # Served from the artifact alone: every module of the model and contract
+    # packages that inference.py loads must come from code/, not from this
+    # repository.
     model_dir = extract(tiny_artifact, tmp_path / "model")
     script = (
         "import sys, json; sys.path.insert(0, 'code'); import inference;"
         "m = inference.model_fn('.');"
-        "print(json.dumps({k: getattr(v, '__file__', '') for k, v in sys.modules.items() if k.split('.')[0] == 'model'}))"
+        "print(json.dumps({k: getattr(v, '__file__', '') for k, v in sys.modules.items() if k.split('.')[0] in ('model', 'contract')}))"
     )
     out = subprocess.run([sys.executable, "-c", script], cwd=model_dir, capture_output=True, text=True, check=True)
     files = json.loads(out.stdout.splitlines()[-1])
-    assert files and all(f.startswith(str(model_dir / "code")) for f in files.values()), files
+    assert "contract.jsonreader" in files and "model.preprocess" in files, files
+    assert all(f.startswith(str(model_dir / "code")) for f in files.values()), files
 
 
 def test_a_model_that_cannot_load_is_a_clear_error(tiny_artifact, tmp_path):
@@ -116,6 +141,21 @@ def test_a_model_that_cannot_load_is_a_clear_error(tiny_artifact, tmp_path):
     assert tarfile.is_tarfile(broken)
     with pytest.raises(ContainerError, match="failed to load"):
         ModelContainer(broken, workers=2)
+
+
+def test_an_artifact_without_its_contract_package_fails_to_load_as_on_aws(tiny_artifact, tmp_path):
+    """inference.py imports contract.jsonreader from code/contract/; the
+    repository's copy (on the path of this process, and in its editable
+    install) must not stand in for a missing one."""
+    import shutil
+
+    from critic.container import ContainerError
+    from model.package import package
+
+    model_dir = extract(tiny_artifact, tmp_path / "no-contract")
+    shutil.rmtree(model_dir / "code" / "contract")
+    with pytest.raises(ContainerError, match="contract"):
+        ModelContainer(package(model_dir, tmp_path / "no-contract.tar.gz"), workers=1)
 
 
 def test_two_workers_serve_concurrent_requests_in_order(tiny_artifact):

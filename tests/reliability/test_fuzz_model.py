@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from sagemaker_inference.errors import BaseInferenceToolkitError
 
+from hostile_json import DOCUMENTS, JSON_LINES
 from model import inference
 from model.preprocess import MAX_CHARS, ReviewError, tokenize
 
@@ -112,6 +113,7 @@ BODIES = st.one_of(
     TEXT, BYTES,
     st.builds(lines_for, st.sampled_from(["application/jsonlines", "text/csv", "text/plain"]), st.lists(TEXT, max_size=6)),
     st.builds(lambda t: json.dumps({"review": t}), TEXT),
+    DOCUMENTS, JSON_LINES,  # parser bombs: deep nesting, long numbers, NaN, duplicate keys...
     st.builds(lambda v: json.dumps(v), st.recursive(st.none() | st.booleans() | st.floats() | st.text(max_size=10),
                                                      lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(["review", "id", "x"]), c, max_size=3), max_leaves=6)),
 )
@@ -145,6 +147,24 @@ def test_fuzz_inference_answers_every_record(tiny_scorer, body, content_type, ac
         assert len(results) == 1
     else:
         assert len(results) == expected_records(body)
+    for result in results:
+        assert_result(result)
+
+
+@given(body=st.one_of(DOCUMENTS, JSON_LINES), content_type=st.sampled_from(["application/json", "application/jsonlines"]),
+       accept=st.sampled_from(inference.ACCEPT_TYPES))
+def test_fuzz_inference_hostile_json_is_a_400_or_an_error_on_its_line(tiny_scorer, body, content_type, accept):
+    """Parser bombs: a whole application/json request is refused with 400
+    and a one-line message; in JSON Lines each gets an error on its own line."""
+    try:
+        records = inference.input_fn(body, content_type)
+        out, out_type = inference.output_fn(inference.predict_fn(records, tiny_scorer), accept)
+    except BaseInferenceToolkitError as error:
+        assert content_type == "application/json" and error.status_code == 400
+        assert "\n" not in error.message and "Traceback" not in error.message
+        return
+    results = parse_output(out, out_type, records.single)
+    assert len(results) == (1 if content_type == "application/json" else expected_records(body))
     for result in results:
         assert_result(result)
 

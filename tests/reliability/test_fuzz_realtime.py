@@ -24,6 +24,7 @@ from botocore.stub import Stubber
 from hypothesis import event as label, given, strategies as st
 
 from app_support import handler_environment, load_event
+from hostile_json import DOCUMENTS
 
 DOCUMENTED = {200, 400, 404, 413, 415, 422, 429, 502, 503, 504}
 RETRY = {429, 503}
@@ -56,6 +57,7 @@ BODY_TEXT = st.one_of(
     st.sampled_from(["", "{", "null", "[]", '"review"', '{"review": "x"', "{'review': 'x'}", "1e999", "NaN",
                      '{"review": "a", "review": 1}', '{"review": "\\ud800"}']),
     st.builds(big_body, st.integers(LIMIT - 4, LIMIT + 4), st.sampled_from(["a", "é", "😀"])),
+    DOCUMENTS,  # parser bombs: deep nesting, long numbers, NaN, duplicate keys...
 )
 CONTENT_TYPE = st.one_of(
     st.none(),
@@ -211,6 +213,24 @@ def test_fuzz_realtime_handler_answers_every_event(realtime_module, runtime_clie
         assert status in expected_status(outcome)
     if stubber is not None and spy.called:
         stubber.assert_no_pending_responses()
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+@given(body=DOCUMENTS)
+def test_fuzz_realtime_hostile_json_is_400_or_scored(realtime_module, runtime_client, lambda_context, body):
+    """Parser bombs under the size limit: 400 with a one-line message, or
+    (JSON the reader takes, e.g. brackets inside strings) scored; never 500."""
+    event = load_event("api-post-json")
+    event["body"], event["isBase64Encoded"] = body, False
+    with ExitStack() as stack:
+        stack.enter_context(mock.patch.object(realtime_module, "sagemaker_runtime", runtime_client))
+        arrange(stack, runtime_client, ("answer", {"label": "positive", "score": 0.9}))
+        response = realtime_module.lambda_handler(event, lambda_context)
+    label(f"status {response['statusCode']}")
+    assert response["statusCode"] in (200, 400), response["body"]
+    document = json.loads(response["body"], parse_constant=strict_json)
+    if response["statusCode"] == 400:
+        assert "\n" not in document["message"] and "Traceback" not in document["message"]
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")

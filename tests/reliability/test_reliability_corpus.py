@@ -77,7 +77,33 @@ API_CASES = [
     ("CSV with quoted newlines as text", "quoted-newlines.csv", "text/plain", 200),
     ("JSON Lines with a broken line as JSON", "broken-line.jsonl", "application/json", 400),
     ("JSON Lines with a broken line as text", "broken-line.jsonl", "text/plain", 200),
+    # JSON parser bombs, all under the 256 KiB limit: refused by the shared reader's limits
+    ("nested 1,100 deep", "nested-1100.json", "application/json", 400),
+    ("nested 100,000 deep", b'{"review": "great", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json", 400),
+    ("5,000-digit number", "number-5000-digits.json", "application/json", 400),
+    ("Infinity", "infinity.json", "application/json", 400),
+    ("NaN", "nan.json", "application/json", 400),
+    ("duplicate key", "duplicate-key.json", "application/json", 400),
+    ("lone surrogate", "lone-surrogate.json", "application/json", 400),
+    ("JSON Lines with a parser bomb as JSON", "parser-bomb.jsonl", "application/json", 400),
+    # ... and what they must not catch
+    ("brackets and escaped quotes in a string", "brackets-in-string.json", "application/json", 200),
+    ("byte order mark", "bom.json", "application/json", 200),
+    ("10,000-character key", "long-key.json", "application/json", 200),
+    ("huge flat array", b'{"review": "A wonderful, moving film.", "x": [' + b",".join([b"0"] * 100_000) + b"]}",
+     "application/json", 200),
+    ("nested 1,100 deep as text", "nested-1100.json", "text/plain", 200),
 ]
+
+PARSER_BOMB_MESSAGES = {
+    "nested 1,100 deep": "malformed JSON: nested deeper than 64 levels",
+    "nested 100,000 deep": "malformed JSON: nested deeper than 64 levels",
+    "5,000-digit number": "malformed JSON: a number longer than 100 characters",
+    "Infinity": "malformed JSON: Infinity is not valid JSON",
+    "NaN": "malformed JSON: NaN is not valid JSON",
+    "duplicate key": 'malformed JSON: duplicate key "review"',
+    "lone surrogate": "malformed JSON: a string holds a lone UTF-16 surrogate, which is not a character",
+}
 
 
 def body_of(source) -> bytes:
@@ -97,6 +123,23 @@ def test_api_answers_each_bad_input_as_documented(stack, case, source, content_t
     else:
         assert set(document) == {"message"} and document["message"]
         assert "Traceback" not in document["message"]
+    if case in PARSER_BOMB_MESSAGES:
+        assert document["message"] == PARSER_BOMB_MESSAGES[case]
+
+
+def test_parser_bombs_sent_straight_to_the_endpoint_are_400_with_a_message(stack):
+    """InvokeEndpoint with the nested body: the model answers 400 with its
+    one-sentence message (SageMaker reports any non-2xx from the model as
+    ModelError, OriginalStatusCode 400), no traceback, no 500."""
+    runtime = stack.client("sagemaker-runtime")
+    name = stack.info["functions"]["RealtimeFunction"]["environment"]["ENDPOINT_NAME"]
+    with pytest.raises(runtime.exceptions.ModelError) as caught:
+        runtime.invoke_endpoint(EndpointName=name, ContentType="application/json", Accept="application/json",
+                                Body=corpus("nested-1100.json"))
+    error = caught.value.response
+    assert error["OriginalStatusCode"] == 400
+    assert json.loads(error["OriginalMessage"]) == {"message": "invalid JSON: nested deeper than 64 levels"}
+    assert "Traceback" not in error["Error"]["Message"]
 
 
 # --------------------------------------------------------------------- dropped files
@@ -149,6 +192,8 @@ DROPS = {
     "corpus/quoted-newlines.csv": corpus("quoted-newlines.csv"),
     "corpus/broken-line.jsonl": corpus("broken-line.jsonl"),
     "corpus/wrong-shape.jsonl": corpus("wrong-shape.jsonl"),
+    "corpus/parser-bomb.jsonl": corpus("parser-bomb.jsonl"),
+    "corpus/bom-and-brackets.jsonl": corpus("bom-and-brackets.jsonl"),
     "corpus/one-10MB-line.txt": b"a" * TEN_MB + b"\n",
     "corpus/empty.txt": corpus("empty.txt"),
     "corpus/malformed.json": corpus("malformed.json"),
@@ -207,6 +252,30 @@ def test_json_lines_with_a_broken_line_fail_the_job_with_its_line_number(stack, 
     assert "line 2" in job["FailureReason"]
     assert_no_output(stack, key)
     assert status_json(stack, key)["status"] == "Failed"
+
+
+def test_json_lines_with_a_parser_bomb_fail_the_job_naming_the_line_and_the_problem(stack, dropped):
+    """SageMaker parses each JSON Lines record itself to join it with its
+    result (JoinSource=Input); a record it cannot parse fails the job and no
+    output is written. The local stack parses with the product's reader."""
+    key = "corpus/parser-bomb.jsonl"
+    job = finished(stack, key)
+    assert job["TransformJobStatus"] == "Failed"
+    reason = job["FailureReason"]
+    assert reason.endswith("input line 2 is not valid JSON (nested deeper than 64 levels)"), reason
+    assert "\n" not in reason and "Traceback" not in reason
+    assert_no_output(stack, key)
+    document = status_json(stack, key)
+    assert document["status"] == "Failed" and document["failureReason"] == reason
+
+
+def test_json_lines_with_a_bom_and_brackets_in_strings_are_scored(stack, dropped):
+    key = "corpus/bom-and-brackets.jsonl"
+    job = finished(stack, key)
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    lines = results_of(stack, key)
+    assert labels(lines, "SageMakerOutput") == ["positive", "negative"]
+    assert [json.loads(line)["id"] for line in lines] == [1, 2]
 
 
 def test_csv_with_a_quoted_newline_fails_the_job_with_its_line_number(stack, dropped):
