@@ -13,9 +13,10 @@ from model.package import SERVING_FILES, extract, package, refresh
 from tiny_imdb import REPO_ROOT
 
 # What the SageMaker PyTorch serving image has besides the standard library
-# (Python 3.12, torch 2.6); "model" and "inference" are code/'s own modules.
+# (Python 3.12, torch 2.6); "model", "contract" and "inference" are code/'s own modules.
 IMAGE_PACKAGES = {"torch", "numpy", "sagemaker_inference"}
-OWN_MODULES = {"model", "inference"}
+OWN_MODULES = {"model", "inference", "contract"}
+CONTRACT_FILES = sorted(p.name for p in (REPO_ROOT / "contract").glob("*.py"))
 REVIEWS = ["A wonderful, moving film.", "An awful, boring mess.", "Great<br /><br />film &amp; <b>superb</b> cast",
            "<i>Awful</i> &#8211; a waste <!-- of time -->"]
 
@@ -38,7 +39,8 @@ def test_artifact_code_has_no_requirements_and_imports_only_what_the_image_has(t
     model_dir = extract(tiny_artifact, tmp_path / "model")
     assert not (model_dir / "code" / "requirements.txt").exists()  # the container would pip-install it at start
     imports = _code_imports(model_dir / "code")
-    assert set(imports) == {"inference.py", *(f"model/{name}" for name in SERVING_FILES)}
+    assert set(imports) == {"inference.py", *(f"model/{name}" for name in SERVING_FILES),
+                            *(f"contract/{name}" for name in CONTRACT_FILES)}
     allowed = set(sys.stdlib_module_names) | IMAGE_PACKAGES | OWN_MODULES
     assert {file: names - allowed for file, names in imports.items() if names - allowed} == {}
 
@@ -97,7 +99,8 @@ def test_refresh_rewrites_code_and_keeps_the_model_byte_for_byte(tiny_artifact, 
         assert {name: _sha256(tar, name) for name in kept} == kept
         code = {m.name: tar.extractfile(m).read() for m in tar if m.isfile() and m.name.startswith("code/")}
     assert code == {"code/inference.py": (REPO_ROOT / "model" / "inference.py").read_bytes(),
-                    **{f"code/model/{n}": (REPO_ROOT / "model" / n).read_bytes() for n in SERVING_FILES}}
+                    **{f"code/model/{n}": (REPO_ROOT / "model" / n).read_bytes() for n in SERVING_FILES},
+                    **{f"code/contract/{n}": (REPO_ROOT / "contract" / n).read_bytes() for n in CONTRACT_FILES}}
     assert not list(tmp_path.glob("*.tmp"))  # replaced atomically, nothing left behind
 
 
