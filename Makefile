@@ -78,6 +78,7 @@ run: setup-serve
 	$(BIN)/critic serve $(SERVE_ARGS)
 
 test: setup-test tools browser
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # DATA: aclImdb_v1.tar.gz or its folder; empty downloads the official tarball.

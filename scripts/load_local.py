@@ -28,7 +28,6 @@ import io
 import json
 import os
 import signal
-import statistics
 import sys
 import tempfile
 import threading
@@ -40,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_local import REPO, memory, start  # noqa: E402
+from bench_local import memory, start  # noqa: E402
 
 from critic import SHIPPED_ARTIFACT  # noqa: E402
 

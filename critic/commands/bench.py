@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 

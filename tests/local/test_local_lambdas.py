@@ -223,7 +223,8 @@ def test_events_still_queued_when_the_stack_stops_are_dead_lettered(tmp_path):
         invoker.close()
         function.close()
     letters = [json.loads(p.read_text()) for p in (tmp_path / "dlq" / "Fn").glob("*.json")]
-    stopped = sorted(l["requestPayload"]["n"] for l in letters if l["responsePayload"]["errorType"] == "LocalStackStopped")
+    stopped = sorted(letter["requestPayload"]["n"] for letter in letters
+                     if letter["responsePayload"]["errorType"] == "LocalStackStopped")
     assert stopped and set(stopped) <= {1, 2}  # the queued ones; the running one ends as it may
 
 

@@ -2,7 +2,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from tiny_imdb import TINY_TRAINING_ARGS
 

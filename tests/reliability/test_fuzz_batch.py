@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.validate import validate_parameters
 from hypothesis import event as label, given, strategies as st
 
-from app_support import handler_environment, load_event
+from app_support import load_event
 from batch import jobs
 
 INPUT = "critic-input-123456789012-us-east-1-local"
@@ -138,7 +138,8 @@ def uploads(draw) -> dict:
     obj = {"key": quote_plus(key, safe="/"), "sequencer": "0055AED6DCD90281E5"}
     if not wild or draw(st.booleans()):
         obj["size"] = draw(st.one_of(st.integers(1, 5 * 1024**4), st.just(0)) if wild else st.integers(1, 5 * 1024**4))
-    etag = draw(st.one_of(st.just("d41d8cd98f00b204e9800998ecf8427e"), st.none(), st.from_regex(r"[0-9a-f]{32}(-[0-9]{1,4})?", fullmatch=True)))
+    etag = draw(st.one_of(st.just("d41d8cd98f00b204e9800998ecf8427e"), st.none(),
+                          st.from_regex(r"[0-9a-f]{32}(-[0-9]{1,4})?", fullmatch=True)))
     if etag is not None:
         obj["eTag"] = etag
     version = draw(st.one_of(st.none(), st.just("null"), st.text(min_size=1, max_size=40)))

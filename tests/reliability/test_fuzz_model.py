@@ -25,7 +25,8 @@ FRAGMENTS = st.sampled_from([
 ])
 TEXT = st.one_of(st.text(max_size=300), st.lists(st.one_of(FRAGMENTS, st.text(max_size=20)), max_size=30).map("".join))
 BYTES = st.one_of(st.binary(max_size=300), TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")),
-                  st.tuples(TEXT, st.binary(max_size=8), TEXT).map(lambda p: p[0].encode("utf-8", "surrogatepass") + p[1] + p[2].encode("utf-8", "surrogatepass")))
+                  st.tuples(TEXT, st.binary(max_size=8), TEXT).map(
+                      lambda p: p[0].encode("utf-8", "surrogatepass") + p[1] + p[2].encode("utf-8", "surrogatepass")))
 
 
 # ------------------------------------------------------------ preprocessing
@@ -114,8 +115,10 @@ BODIES = st.one_of(
     st.builds(lines_for, st.sampled_from(["application/jsonlines", "text/csv", "text/plain"]), st.lists(TEXT, max_size=6)),
     st.builds(lambda t: json.dumps({"review": t}), TEXT),
     DOCUMENTS, JSON_LINES,  # parser bombs: deep nesting, long numbers, NaN, duplicate keys...
-    st.builds(lambda v: json.dumps(v), st.recursive(st.none() | st.booleans() | st.floats() | st.text(max_size=10),
-                                                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(["review", "id", "x"]), c, max_size=3), max_leaves=6)),
+    st.builds(lambda v: json.dumps(v), st.recursive(
+        st.none() | st.booleans() | st.floats() | st.text(max_size=10),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(["review", "id", "x"]), c, max_size=3),
+        max_leaves=6)),
 )
 
 

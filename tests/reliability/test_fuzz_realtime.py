@@ -117,7 +117,7 @@ ANSWERS = st.one_of(
     st.builds(lambda e: {"error": e}, st.text(max_size=30)),
     st.one_of(st.binary(max_size=40), st.sampled_from([b"", b"[]", b"null", b'{"label": "x"}', b'{"score": 0.5}',
                                                         b'{"label": "positive", "score": NaN}', b"\xff\xfe"])),
-    st.builds(lambda l, s: {"label": l, "score": s}, st.sampled_from(["positive", "negative", "POSITIVE", ""]),
+    st.builds(lambda label, score: {"label": label, "score": score}, st.sampled_from(["positive", "negative", "POSITIVE", ""]),
               st.one_of(st.none(), st.text(max_size=3), st.integers(), st.booleans(), st.floats(allow_nan=True))),
 )
 ERROR_CODES = st.one_of(st.sampled_from(["ThrottlingException", "TooManyRequestsException", "ModelNotReadyException",

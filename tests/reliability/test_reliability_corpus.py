@@ -6,7 +6,6 @@ bucket, with the expected outcome of each asserted. Then the stack is killed
 again: the job ends Failed, no partial .out is left, the upload scores again."""
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
