@@ -40,9 +40,11 @@ MAX_NUMBER_CHARS = 100
 BOM = "\ufeff"
 
 # A JSON string (escapes included), or one bracket outside strings. A string
-# that is not closed does not match: its brackets are then counted, which can
-# only refuse a text the parser would refuse anyway.
-_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+# that is not closed runs to the end of the text: the parser refuses it
+# there, and the scan stays linear (were the closing quote required, every
+# escaped quote of an unclosed string would start a new scan to the end:
+# quadratic, minutes for a 256 KiB body).
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SHOWN_KEY_CHARS = 40
 
@@ -149,7 +151,8 @@ def loads(text: str | bytes, *, max_bytes: int | None = None) -> Any:
         value = _DECODER.decode(text)
     except json.JSONDecodeError as error:
         where = f"line {error.lineno} column {error.colno}" if "\n" in text else f"column {error.colno}"
-        raise JSONInputError(f"{error.msg} at {where}") from None
+        # Some of json's messages end in "at" ("Unterminated string starting at").
+        raise JSONInputError(f"{error.msg.removesuffix(' at')} at {where}") from None
     if "\\u" in text:
         _check_strings(value)
     return value

@@ -66,6 +66,16 @@ def test_an_escaped_backslash_before_a_quote_ends_the_string():
     assert refused('["\\\\", ' + nested(MAX_DEPTH) + "]") == f"nested deeper than {MAX_DEPTH} levels"
 
 
+def test_an_unclosed_string_is_scanned_once_to_the_end():
+    # Were the closing quote required, each escaped quote of an unclosed string
+    # would start another scan to the end of the text: quadratic in its length
+    # (minutes for a 256 KiB body). One match to the end keeps the scan linear.
+    from contract.jsonreader import _STRING_OR_BRACKET
+    body = '"' + '\\"' * 50_000 + "[" * (MAX_DEPTH + 5)
+    assert [m.span() for m in _STRING_OR_BRACKET.finditer(body)] == [(0, len(body))]
+    assert refused("[" + body) == "Unterminated string starting at column 2"
+
+
 def test_huge_flat_arrays_are_fine():
     text = "[" + ",".join(["[]"] * 50_000) + "]"
     assert loads(text) == json.loads(text)
@@ -154,6 +164,7 @@ def test_the_size_limit_is_in_utf8_bytes():
     ("{oops", "Expecting property name enclosed in double quotes at column 2"),
     ('{"a": 1}\n{"b": 2}', "Extra data at line 2 column 1"),
     ("", "Expecting value at column 1"),
+    ('["abc', "Unterminated string starting at column 2"),
 ])
 def test_syntax_errors_say_where(text, message):
     assert refused(text) == message
