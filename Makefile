@@ -118,6 +118,7 @@ lock:
 	rm -rf /tmp/critic-lock && $(PYTHON) -m venv /tmp/critic-lock
 	/tmp/critic-lock/bin/pip install $(PIP_FLAGS) 'setuptools<81' -e '.[test]'
 	/tmp/critic-lock/bin/pip freeze --exclude-editable | grep -v '^critic' | sed -E 's/\+[A-Za-z0-9.]+$$//' > requirements/constraints.txt
+	$(PYTHON) scripts/pin_layer.py  # the Lambda dependencies layer pins the same versions
 
 clean:
 	rm -rf $(VENV) .tools .aws-sam .pytest_cache
