@@ -4,6 +4,7 @@
   and its CreateTransformJob request, where the output and the status record
   go, and how a finished job's output is counted (used by the Lambdas in
   functions/batch and functions/completion).
-- batch.transform, batch.local_runner: SageMaker batch transform semantics, run
-  on this machine by the local stack.
+
+It ships to Lambda (the DomainLayer). SageMaker's own batch transform, as the
+local stack plays it, lives in critic/local/ (transform.py, transform_runner.py).
 """

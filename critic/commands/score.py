@@ -80,7 +80,7 @@ def run(args) -> int:
     from botocore.exceptions import ClientError
 
     from batch import jobs
-    from batch.transform import output_key
+    from critic.local.transform import output_key
     from critic.commands.invoke import default_aws_url
 
     info = _stack_info((args.aws_url or default_aws_url()).rstrip("/"))

@@ -5,6 +5,9 @@ no AWS account and no Docker (`critic serve`, `make run`).
 - aws.py        the AWS endpoint: moto's S3 + SageMaker + SageMaker Runtime
 - s3.py         S3 persistence and the notifications S3 sends
 - sagemaker.py  transform jobs and InvokeEndpoint over their wire protocols
+- transform.py  SageMaker batch transform semantics (splitting, batching,
+                joining, where outputs land), in plain Python
+- transform_runner.py  runs a transform job against any object store and model
 - lambdas.py    Lambda execution environments (worker processes), async retries
 - api.py        the HTTP API (payload 2.0) and the web page
 - stack.py      all of it together

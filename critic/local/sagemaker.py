@@ -6,7 +6,7 @@ protocols, so boto3 (and the Lambda handlers) talk to them unmodified.
   StopTransformJob. Requests are validated against botocore's service model
   (required members, types, lengths, ranges, patterns, enums) and answered
   with SageMaker's error codes: ValidationException, ResourceInUse for a
-  duplicate job name. Jobs run in the background (batch/local_runner.py),
+  duplicate job name. Jobs run in the background (critic/local/transform_runner.py),
   move InProgress -> Completed | Failed | Stopped (via Stopping), survive a
   restart as records, and report every status change.
 - SageMaker Runtime (REST-JSON, `POST /endpoints/<name>/invocations`):
@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable
 
 import botocore.session
 
-from batch.local_runner import JobFailed, JobStopped, ModelAnswer, TransformJob, TransformRunner
+from critic.local.transform_runner import JobFailed, JobStopped, ModelAnswer, TransformJob, TransformRunner
 from contract.jsonreader import JSONInputError, loads as read_json
 from critic.local.template import ACCOUNT_ID, eventbridge_event
 

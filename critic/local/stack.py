@@ -28,7 +28,7 @@ import boto3
 from botocore.config import Config
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 
-from batch.local_runner import ModelAnswer
+from critic.local.transform_runner import ModelAnswer
 from critic import REPO_ROOT
 from critic.local import s3 as local_s3
 from critic.local.api import HttpApiGateway
@@ -365,7 +365,7 @@ class Stack:
 
 
 class _S3ObjectStore:
-    """batch.local_runner's ObjectStore over S3 (here: the local endpoint)."""
+    """critic.local.transform_runner's ObjectStore over S3 (here: the local endpoint)."""
 
     def __init__(self, client):
         self.client = client

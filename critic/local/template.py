@@ -595,8 +595,7 @@ def _layers(resolver: _Resolver, resources: dict, root: Path, layers: list) -> l
     from this checkout: the ContentUri's python/ folder (what a build copies
     to /opt/python), a one-package layer that package alone, or else the
     ContentUri folder itself: for DomainLayer, layers/domain/ with its links
-    to the batch and contract packages. (Its build leaves batch's emulator
-    modules out, which no function imports; here they stay importable.)"""
+    to the batch and contract packages."""
     paths: list[Path] = []
     for layer in layers:
         logical_id = layer.get("Ref") if isinstance(layer, dict) else None

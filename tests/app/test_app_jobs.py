@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch import jobs
-from batch.transform import output_key as sagemaker_output_key
+from critic.local.transform import output_key as sagemaker_output_key
 
 JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 keys = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300)
@@ -117,7 +117,7 @@ def test_output_is_key_dot_out_by_sagemaker_naming(key):
     out_path = request["TransformOutput"]["S3OutputPath"]
     bucket, out = jobs.output_location(s3_uri, out_path)
     assert (bucket, out) == ("out", jobs.output_key(key)) == ("out", key + ".out")
-    # the same as SageMaker's naming in the local runner (batch/transform.py)
+    # the same as SageMaker's naming in the local runner (critic/local/transform.py)
     assert sagemaker_output_key(key, key, jobs.parse_s3_uri(out_path)[1]) == out
     assert jobs.status_key(out) == key + ".status.json"
 

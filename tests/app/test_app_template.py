@@ -111,22 +111,17 @@ def test_the_functions_ship_their_code_and_share_the_layers(template):
 
 
 DOMAIN = REPO / "layers" / "domain"
-# batch/'s local SageMaker batch transform emulator, which the DomainLayer
-# leaves out (its Makefile names it).
-EMULATOR = set(re.search(r"^EMULATOR := (.*)$", (DOMAIN / "Makefile").read_text(), re.M).group(1).split())
 
 
 def test_the_domain_layer_is_batchs_domain_modules_and_contract():
     """DomainLayer's ContentUri holds its Makefile and links to this
-    checkout's batch/ and contract/ (never the repository: .venv); the
-    modules it leaves out are the emulator's, which no handler and no domain
-    module imports."""
+    checkout's batch/ and contract/ (never the repository: .venv); no handler
+    and no domain module imports `critic` (the CLI and the local emulator,
+    which never ship to Lambda)."""
     assert sorted(p.name for p in DOMAIN.iterdir()) == ["Makefile", "batch", "contract"]
     assert (DOMAIN / "batch").resolve() == REPO / "batch" and (DOMAIN / "contract").resolve() == REPO / "contract"
-    assert EMULATOR == {"transform.py", "local_runner.py"} and EMULATOR <= {p.name for p in (REPO / "batch").glob("*.py")}
     sources = [*(REPO / "functions").glob("*/app.py"), *(REPO / "contract").rglob("*.py"),
-               *(p for p in (REPO / "batch").glob("*.py") if p.name not in EMULATOR)]
-    emulator = tuple(f"batch.{name[:-3]}" for name in EMULATOR)
+               *(REPO / "batch").glob("*.py")]
     for source in sources:
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, ast.Import):
@@ -136,7 +131,7 @@ def test_the_domain_layer_is_batchs_domain_modules_and_contract():
                 names = [module, *(f"{module}.{a.name}" for a in node.names)]
             else:
                 continue
-            assert not any(n.startswith(emulator) for n in names), (source, names)
+            assert not any(n == "critic" or n.startswith("critic.") for n in names), (source, names)
 
 
 def test_a_container_build_mounts_the_domain_layers_links():
@@ -307,8 +302,7 @@ result = app.lambda_handler(event, type("Context", (), {
     "aws_request_id": "r", "get_remaining_time_in_millis": lambda self: 1000})())
 import batch.jobs, contract
 print(json.dumps({"result": result, "boto3": sys.modules["boto3"].__file__, "batch": batch.jobs.__file__,
-                  "contract": contract.__file__, "emulator": [importlib.util.find_spec(f"batch.{m}") is not None
-                                                              for m in ("transform", "local_runner")]}))
+                  "contract": contract.__file__, "critic": importlib.util.find_spec("critic") is not None}))
 """
 
 
@@ -328,14 +322,13 @@ def test_sam_build_packages_each_function_with_only_what_it_needs():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     # DomainLayer: batch's domain modules and contract, copies of this
-    # checkout's files; no emulator module, no bytecode.
+    # checkout's files; no bytecode.
     domain = build / "DomainLayer" / "python"
     assert sorted(str(p.relative_to(domain)) for p in domain.rglob("*") if p.is_file()) == sorted(
-        [f"batch/{p.name}" for p in (REPO / "batch").glob("*.py") if p.name not in EMULATOR]
+        [f"batch/{p.name}" for p in (REPO / "batch").glob("*.py")]
         + [f"contract/{p.relative_to(REPO / 'contract')}" for p in (REPO / "contract").rglob("*.py")])
     assert (domain / "batch" / "jobs.py").read_text() == (REPO / "batch" / "jobs.py").read_text()
     assert not (domain / "batch" / "jobs.py").is_symlink()
-    assert not {p.name for p in domain.rglob("*")} & EMULATOR
 
     # DependenciesLayer: exactly the pinned distributions, at the tested
     # versions (an unpinned botocore would have been a newer one).
@@ -371,10 +364,11 @@ def test_sam_build_packages_each_function_with_only_what_it_needs():
         child = {**{k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}, **ENV,
                  "POWERTOOLS_SERVICE_NAME": "smoke", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
         done = subprocess.run([python, "-S", "-B", "-c", SMOKE, str(build / logical_id), str(dependencies), str(domain),
-                               json.dumps(event)], capture_output=True, text=True, env=child, timeout=120)
+                               json.dumps(event)], capture_output=True, text=True, env=child, timeout=120,
+                              cwd=build)  # not the checkout: -c puts the working directory on the path
         assert done.returncode == 0, done.stderr[-3000:]
         answer = json.loads(done.stdout.strip().splitlines()[-1])
         assert ok(answer["result"]), answer
         assert answer["boto3"].startswith(str(dependencies))
         assert answer["batch"].startswith(str(domain)) and answer["contract"].startswith(str(domain))
-        assert answer["emulator"] == [False, False]
+        assert answer["critic"] is False  # neither the CLI nor the local emulator ships

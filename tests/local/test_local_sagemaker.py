@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from werkzeug.serving import make_server
 
-from batch.local_runner import ModelAnswer
+from critic.local.transform_runner import ModelAnswer
 from critic.container import InvocationResult
 from critic.local import s3 as local_s3
 from critic.local.aws import AwsEndpoint

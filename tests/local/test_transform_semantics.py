@@ -1,5 +1,5 @@
-"""SageMaker batch transform semantics of batch/transform.py and
-batch/local_runner.py, with an in-memory store and a model double whose
+"""SageMaker batch transform semantics of critic/local/transform.py and
+critic/local/transform_runner.py, with an in-memory store and a model double whose
 answers are computed from the request (so order and joins can be checked)."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from batch.local_runner import JobFailed, JobStopped, ModelAnswer, TransformJob, TransformRunner
-from batch.transform import (
+from critic.local.transform_runner import JobFailed, JobStopped, ModelAnswer, TransformJob, TransformRunner
+from critic.local.transform import (
     DataProcessing,
     JsonPath,
     TransformError,

@@ -10,7 +10,7 @@ import math
 
 from hypothesis import given, strategies as st
 
-from batch.transform import DataProcessing, TransformError
+from critic.local.transform import DataProcessing, TransformError
 from contract.jsonreader import BOM, JSONInputError, loads
 from hostile_json import DOCUMENTS, JSON_LINES, VALUES
 

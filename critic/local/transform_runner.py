@@ -1,5 +1,5 @@
 """Runs one SageMaker transform job on this machine, with SageMaker's semantics
-(see batch/transform.py), against any object store and model.
+(see critic/local/transform.py), against any object store and model.
 
 The store and the model are injected, so this module stays plain Python: the
 local stack gives it an S3 client on its own endpoint and the in-process
@@ -26,7 +26,7 @@ from typing import IO, Callable, Protocol
 from urllib.parse import urlparse
 
 from batch.jobs import readable_reason
-from batch.transform import (
+from critic.local.transform import (
     DataProcessing,
     TransformError,
     assemble,
