@@ -85,6 +85,8 @@ API_CASES = [
     ("duplicate key", "duplicate-key.json", "application/json", 400),
     ("lone surrogate", "lone-surrogate.json", "application/json", 400),
     ("JSON Lines with a parser bomb as JSON", "parser-bomb.jsonl", "application/json", 400),
+    # an unclosed string of 100,000 escaped quotes, then brackets: the reader's bracket scan was quadratic here
+    ("unclosed string of escaped quotes", b'{"review": "' + b'\\"' * 100_000 + b"[" * 70, "application/json", 400),
     # ... and what they must not catch
     ("brackets and escaped quotes in a string", "brackets-in-string.json", "application/json", 200),
     ("byte order mark", "bom.json", "application/json", 200),
