@@ -143,10 +143,6 @@ def main(argv=None) -> dict:
     uses_bag, uses_lstm = bool(network.config.ngram_size), network.config.use_lstm
     if uses_lstm and config.word2vec_epochs and not checkpoint:  # a checkpoint holds the embeddings
         initialise_embeddings(network, vocabulary, unlabelled, train, config)
-    if uses_lstm and uses_bag:
-        with torch.no_grad():  # the LSTM's head starts silent: until phase two the model is the bag
-            network.head.weight.zero_()
-            network.head.bias.zero_()
     # Stacked (the default), the LSTM learns alone and a blend adds the bag afterwards.
     stacked = config.combine == "stack" and uses_lstm and uses_bag
 
@@ -177,17 +173,17 @@ def main(argv=None) -> dict:
                           history=history, best=best, epochs_done=epochs_done, checkpoint_path=checkpoint_path)
 
     # artifact: the best epoch's weights, the vocabulary, the config and the code
+    # (stacked, its validation scores are the blend's cross-validated ones: its weights were fitted there)
     network.load_state_dict(best["state"])
+    blend_weights = None
     if stacked:
         valid_probs, blend_weights = blend_into_network(network, valid)
     else:
-        valid_probs, blend_weights = None, None
+        valid_probs = evaluate(network, valid.encoded, valid.labels)[2]
     write_model_dir(model_dir, network, vocabulary)
     checkpoint_path.unlink(missing_ok=True)
 
     # report on the validation split (test/ is reported once, by `critic evaluate`)
-    if valid_probs is None:
-        valid_probs = evaluate(network, valid.encoded, valid.labels)[2]
     metrics = {
         "validation": binary_metrics(valid.labels, valid_probs),
         "best_epoch": best["epoch"],
@@ -251,7 +247,7 @@ def load_reviews(config: TrainConfig) -> tuple[Reviews, Reviews, list[str]]:
 # --- vocabulary and network --------------------------------------------------
 
 def build_network(config: TrainConfig, vocabulary: Vocabulary) -> SentimentLSTM:
-    return SentimentLSTM(SentimentConfig(
+    network = SentimentLSTM(SentimentConfig(
         vocab_size=vocabulary.vocab_size,
         ngram_size=0 if config.no_bag else vocabulary.ngram_size,
         embed_dim=config.embed_dim,
@@ -260,6 +256,11 @@ def build_network(config: TrainConfig, vocabulary: Vocabulary) -> SentimentLSTM:
         max_len=config.max_len,
         use_lstm=not config.no_lstm,
     ))
+    if network.config.use_lstm and network.config.ngram_size:
+        with torch.no_grad():  # the LSTM's head starts silent: until phase two the model is the bag
+            network.head.weight.zero_()
+            network.head.bias.zero_()
+    return network
 
 
 def initialise_embeddings(network, vocabulary: Vocabulary, unlabelled: list[str], train: Reviews,
