@@ -6,7 +6,12 @@ arguments and the paths in SM_MODEL_DIR, SM_CHANNEL_TRAINING (or
 SM_CHANNEL_TRAIN) and SM_OUTPUT_DATA_DIR. The model dir it writes is a
 complete inference artifact (weights, vocabulary, config, code/).
 
-Read top to bottom: data, vocabulary, network, loop, artifact, report.
+Read top to bottom: the config (every option, with its default), `main`
+(the run, phase by phase), then each phase's functions in the order `main`
+calls them: data, vocabulary and network, phase one (the bag), phase two
+(the LSTM), artifact, report. Last, the ablations: what only the
+experiment options (--combine offset, --bag-folds 0, --no-lstm, --no-bag)
+need, kept out of the default path.
 """
 from __future__ import annotations
 
@@ -17,9 +22,13 @@ import os
 import random
 import sys
 import time
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-if __package__ in (None, ""):  # as a SageMaker entry point: model/ is the source dir
+# SageMaker runs this file as a script (`python model/train.py`, from the
+# source dir that holds model/ and contract/), so Python puts model/ on the
+# path, not the source dir: without this line `import model` fails there.
+if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
@@ -37,50 +46,180 @@ from model.scorer import collate, score_encoded
 CHECKPOINT = "checkpoint.pt"
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    env = os.environ
-    p = argparse.ArgumentParser(description="Train Critic's sentiment LSTM on IMDB.")
-    p.add_argument("--data", default=env.get("SM_CHANNEL_TRAINING") or env.get("SM_CHANNEL_TRAIN"),
-                   help="aclImdb_v1.tar.gz, its unpacked folder, or a folder holding either "
-                        "(default: download the official tarball)")
-    p.add_argument("--model-dir", default=env.get("SM_MODEL_DIR", "runs/latest/model"))
-    p.add_argument("--output-dir", default=env.get("SM_OUTPUT_DATA_DIR", "runs/latest"),
-                   help="metrics.json and training.png go here")
+# --- config ------------------------------------------------------------------
+
+def option(default, help: str | None = None, **argparse_settings):
+    """A TrainConfig field: its default, and its command-line flag's help."""
+    return field(default=default, metadata={"help": help, **argparse_settings})
+
+
+@dataclass
+class TrainConfig:
+    """Every option, in the order `--help` lists them. Each is a flag
+    (--vocab-size for vocab_size) and a SageMaker hyperparameter."""
+    # where: the data, the model dir (the artifact) and the report
+    data: str | None = option(None, "aclImdb_v1.tar.gz, its unpacked folder, or a folder holding either "
+                                    "(default: download the official tarball)")
+    model_dir: str = option("runs/latest/model")
+    output_dir: str = option("runs/latest", "metrics.json and training.png go here")
     # network
-    p.add_argument("--vocab-size", type=int, default=100_000, help="most words kept (each in >= 2 reviews)")
-    p.add_argument("--buckets", type=int, default=16_000_057,
-                   help="hashed bigram + trigram features in the bag branch (0: words only)")
-    p.add_argument("--embed-dim", type=int, default=32)
-    p.add_argument("--hidden-dim", type=int, default=64)
-    p.add_argument("--max-len", type=int, default=200, help="words the LSTM reads: the first and last halves")
-    p.add_argument("--dropout", type=float, default=0.3)
-    p.add_argument("--no-lstm", action="store_true", help="ablation: the bag branch alone")
-    p.add_argument("--no-bag", action="store_true", help="ablation: the LSTM alone")
+    vocab_size: int = option(100_000, "most words kept (each in >= 2 reviews)")
+    buckets: int = option(16_000_057, "hashed bigram + trigram features in the bag branch (0: words only)")
+    embed_dim: int = option(32)
+    hidden_dim: int = option(64)
+    max_len: int = option(200, "words the LSTM reads: the first and last halves")
+    dropout: float = option(0.3)
+    no_lstm: bool = option(False, "ablation: the bag branch alone")
+    no_bag: bool = option(False, "ablation: the LSTM alone")
     # phase one: the bag branch, NB-weighted logistic regression fitted exactly
-    p.add_argument("--bag-c", type=float, default=0.1, help="inverse L2 strength of the bag's regression")
-    p.add_argument("--bag-folds", type=int, default=5,
-                   help="folds (by movie) for the out-of-fold bag logits phase two learns from "
-                        "(0: ablation, the full fit's own logits)")
+    bag_c: float = option(0.1, "inverse L2 strength of the bag's regression")
+    bag_folds: int = option(5, "folds (by movie) for the out-of-fold bag logits phase two learns from "
+                               "(0: ablation, the full fit's own logits)")
     # phase two: the LSTM
-    p.add_argument("--combine", choices=("stack", "offset"), default="stack",
-                   help="stack: the LSTM learns alone, then two weights fitted on validation blend it with the bag; "
-                        "offset: the LSTM learns on top of the bag's out-of-fold logits")
-    p.add_argument("--word2vec-epochs", type=int, default=5,
-                   help="initialise the LSTM's embeddings with word2vec trained this many epochs on the unlabelled "
-                        "and training reviews (0: random embeddings)")
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--patience", type=int, default=2, help="epochs without validation gain before stopping")
-    p.add_argument("--valid-fraction", type=float, default=0.1)
-    p.add_argument("--limit", type=int, default=0, help="use only this many training reviews (smoke runs)")
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
-    p.add_argument("--resume", action="store_true", help="continue from the model dir's checkpoint")
-    # SageMaker passes unknown hyperparameters too; keep the ones we know.
-    args, _ = p.parse_known_args(argv)
-    return args
+    combine: str = option("stack", "stack: the LSTM learns alone, then two weights fitted on validation blend it "
+                                   "with the bag; offset: the LSTM learns on top of the bag's out-of-fold logits",
+                          choices=("stack", "offset"))
+    word2vec_epochs: int = option(5, "initialise the LSTM's embeddings with word2vec trained this many epochs on "
+                                     "the unlabelled and training reviews (0: random embeddings)")
+    epochs: int = option(6)
+    batch_size: int = option(64)
+    lr: float = option(3e-3)
+    weight_decay: float = option(1e-4)
+    patience: int = option(2, "epochs without validation gain before stopping")
+    valid_fraction: float = option(0.1)
+    limit: int = option(0, "use only this many training reviews (smoke runs)")
+    seed: int = option(1337)
+    threads: int = option(0, "torch threads (0: all cores)")
+    resume: bool = option(False, "continue from the model dir's checkpoint")
+
+
+def parse_args(argv=None) -> TrainConfig:
+    """The config from the command line. In SageMaker the paths' defaults
+    come from its SM_* variables."""
+    env = os.environ
+    defaults = TrainConfig(data=env.get("SM_CHANNEL_TRAINING") or env.get("SM_CHANNEL_TRAIN"),
+                           model_dir=env.get("SM_MODEL_DIR", TrainConfig.model_dir),
+                           output_dir=env.get("SM_OUTPUT_DATA_DIR", TrainConfig.output_dir))
+    parser = argparse.ArgumentParser(description="Train Critic's sentiment LSTM on IMDB.")
+    for option_field in fields(TrainConfig):
+        default = getattr(defaults, option_field.name)
+        settings = dict(option_field.metadata)
+        if isinstance(default, bool):
+            settings["action"] = "store_true"
+        elif isinstance(default, (int, float)):
+            settings["type"] = type(default)
+        parser.add_argument(f"--{option_field.name.replace('_', '-')}", default=default, **settings)
+    # SageMaker passes unknown hyperparameters too (and `--no-lstm True`, whose
+    # "True" is left over): keep the ones we know.
+    known, _ = parser.parse_known_args(argv)
+    return TrainConfig(**vars(known))
+
+
+# --- the run -----------------------------------------------------------------
+
+def main(argv=None) -> dict:
+    config = parse_args(argv)
+    started = time.time()
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    model_dir, output_dir = Path(config.model_dir), Path(config.output_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = model_dir / CHECKPOINT
+
+    # data: train/ only; a seeded validation split, by movie, chooses the epoch
+    train, valid, unlabelled = load_reviews(config)
+
+    # vocabulary, from the training part only, and the network. The network
+    # draws its initial weights first of anything from torch's seeded RNG.
+    vocabulary = Vocabulary.build(train.tokens, config.vocab_size, config.buckets)
+    network = build_network(config, vocabulary)
+    train.encode(vocabulary, config.max_len)
+    valid.encode(vocabulary, config.max_len)
+    checkpoint = torch.load(checkpoint_path, weights_only=True) if config.resume and checkpoint_path.exists() else None
+    uses_bag, uses_lstm = bool(network.config.ngram_size), network.config.use_lstm
+    if uses_lstm and config.word2vec_epochs and not checkpoint:  # a checkpoint holds the embeddings
+        initialise_embeddings(network, vocabulary, unlabelled, train, config)
+    # Stacked (the default), the LSTM learns alone and a blend adds the bag afterwards.
+    stacked = config.combine == "stack" and uses_lstm and uses_bag
+
+    # phase one: the bag branch, fitted exactly; a checkpoint has it already
+    history: list[dict] = []
+    # what phase two adds to the LSTM's logits on each training review: stacked, nothing
+    train_bag_logits = np.zeros(len(train.reviews), dtype=np.float32)
+    if uses_bag and checkpoint:
+        train_bag_logits = checkpoint["train_bag_logits"].numpy()
+    elif uses_bag:
+        history.append(fit_bag_branch(network, train, valid, config))
+        if not stacked:
+            train_bag_logits = ablation_bag_logits(network, train, config)
+    if uses_bag:
+        for p in [*network.bag.parameters(), network.bag_bias]:
+            p.requires_grad_(False)  # phase two: the bag is fixed; only the LSTM learns
+
+    # phase two: the LSTM, on top of the fixed bag, from the start or from the checkpoint
+    best = {"valid_acc": -1.0, "valid_loss": float("inf"), "epoch": 0, "state": clone_state(network)}
+    optimizer = (torch.optim.AdamW([p for p in network.parameters() if p.requires_grad],
+                                   lr=config.lr, weight_decay=config.weight_decay) if uses_lstm else None)
+    epochs_done = 0
+    if checkpoint:
+        history, best, epochs_done = resume(checkpoint, network, optimizer)
+    save_checkpoint(checkpoint_path, network, optimizer, history, best, train_bag_logits)  # --resume skips phase one
+    if uses_lstm:
+        best = train_lstm(network, optimizer, train, valid, train_bag_logits, config, stacked=stacked,
+                          history=history, best=best, epochs_done=epochs_done, checkpoint_path=checkpoint_path)
+
+    # artifact: the best epoch's weights, the vocabulary, the config and the code
+    # (stacked, its validation scores are the blend's cross-validated ones: its weights were fitted there)
+    network.load_state_dict(best["state"])
+    blend_weights = None
+    if stacked:
+        valid_probs, blend_weights = blend_into_network(network, valid)
+    else:
+        valid_probs = evaluate(network, valid.encoded, valid.labels)[2]
+    write_model_dir(model_dir, network, vocabulary)
+    checkpoint_path.unlink(missing_ok=True)
+
+    # report on the validation split (test/ is reported once, by `critic evaluate`)
+    metrics = {
+        "validation": binary_metrics(valid.labels, valid_probs),
+        "best_epoch": best["epoch"],
+        "blend": dict(zip(("bag", "lstm"), blend_weights)) if blend_weights else None,
+        "history": history,
+        "config": network.config.to_dict(),
+        "args": {k: v for k, v in asdict(config).items() if k not in ("data", "model_dir", "output_dir")},
+        "train_reviews": len(train.reviews),
+        "validation_reviews": len(valid.reviews),
+        "parameters": sum(p.numel() for p in network.parameters()),
+        "training_seconds": round(time.time() - started, 1),
+        "torch_threads": torch.get_num_threads(),
+    }
+    write_report(metrics, output_dir)
+    print(f"validation accuracy {metrics['validation']['accuracy']:.4f} (epoch {best['epoch']}); "
+          f"model in {model_dir}; report in {output_dir}", file=sys.stderr)
+    return metrics
+
+
+# --- data --------------------------------------------------------------------
+
+@dataclass
+class Reviews:
+    """A labelled part of train/, in each form the phases read."""
+    reviews: list  # model.data.Review
+    tokens: list[list[str]]
+    labels: list[int]
+    encoded: list = field(default_factory=list)  # (word ids, n-gram ids) of each review, once encoded
+
+    @classmethod
+    def of(cls, reviews, desc: str) -> "Reviews":
+        tokens = [tokenize(r.text) for r in progress(reviews, desc=f"preprocessing {desc}", unit=" reviews")]
+        return cls(reviews, tokens, [r.label for r in reviews])
+
+    def encode(self, vocabulary: Vocabulary, max_len: int) -> None:
+        self.encoded = [vocabulary.encode(t, max_len) for t in self.tokens]
 
 
 def find_dataset(path: str | None) -> str | None:
@@ -92,6 +231,92 @@ def find_dataset(path: str | None) -> str | None:
         if candidate.exists():
             return str(candidate)
     return path
+
+
+def load_reviews(config: TrainConfig) -> tuple[Reviews, Reviews, list[str]]:
+    """(training part, validation part, the unlabelled reviews' texts): a
+    seeded split of train/ by movie, and unsup/ when word2vec reads it."""
+    imdb = load_imdb(find_dataset(config.data), splits=("train", "unsup") if config.word2vec_epochs else ("train",))
+    examples = imdb.train
+    if config.limit:
+        examples = random.Random(config.seed).sample(examples, min(config.limit, len(examples)))
+    train_set, valid_set = validation_split(examples, config.valid_fraction, config.seed)
+    return Reviews.of(train_set, "train"), Reviews.of(valid_set, "validation"), imdb.unsup
+
+
+# --- vocabulary and network --------------------------------------------------
+
+def build_network(config: TrainConfig, vocabulary: Vocabulary) -> SentimentLSTM:
+    network = SentimentLSTM(SentimentConfig(
+        vocab_size=vocabulary.vocab_size,
+        ngram_size=0 if config.no_bag else vocabulary.ngram_size,
+        embed_dim=config.embed_dim,
+        hidden_dim=config.hidden_dim,
+        dropout=config.dropout,
+        max_len=config.max_len,
+        use_lstm=not config.no_lstm,
+    ))
+    if network.config.use_lstm and network.config.ngram_size:
+        with torch.no_grad():  # the LSTM's head starts silent: until phase two the model is the bag
+            network.head.weight.zero_()
+            network.head.bias.zero_()
+    return network
+
+
+def initialise_embeddings(network, vocabulary: Vocabulary, unlabelled: list[str], train: Reviews,
+                          config: TrainConfig) -> None:
+    """The unlabelled reviews (IMDB gives 50,000) and the training part teach
+    the embeddings which words are alike; validation text stays unseen."""
+    unlabelled_tokens = [tokenize(t) for t in progress(unlabelled, desc="preprocessing unlabelled", unit=" reviews")]
+    started = time.time()
+    vectors = word2vec_embeddings([*unlabelled_tokens, *train.tokens], vocabulary.words, network.config.embed_dim,
+                                  config.word2vec_epochs, config.seed)
+    with torch.no_grad():
+        embedding = network.embedding.weight
+        scale = embedding.std() / float(np.std(np.stack(list(vectors.values())))) if vectors else 1.0
+        for i, vector in vectors.items():  # at the initial scale, so training starts as it would
+            embedding[i] = torch.tensor(vector) * scale
+    print(f"word2vec: {len(vectors)} of {len(vocabulary.words)} words in {time.time() - started:.0f} s",
+          file=sys.stderr)
+
+
+def word2vec_embeddings(documents, words: dict[str, int], dim: int, epochs: int, seed: int) -> dict[int, np.ndarray]:
+    """Skip-gram word vectors (gensim) from unlabelled text: {word id: vector}.
+    One worker thread and a fixed string hash, so a run is reproducible."""
+    import zlib
+
+    from gensim.models import Word2Vec
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class Progress(CallbackAny2Vec):
+        def __init__(self):
+            self.bar = progress(total=epochs, desc="word2vec", unit=" epochs")
+
+        def on_epoch_end(self, model):
+            self.bar.update(1)
+
+    bar = Progress()
+    vectors = Word2Vec(documents, vector_size=dim, window=5, min_count=2, sg=1, epochs=epochs, seed=seed,
+                       workers=1, hashfxn=lambda text: zlib.crc32(text.encode("utf-8")), callbacks=[bar]).wv
+    bar.bar.close()
+    return {i: vectors[w] for w, i in words.items() if w in vectors}
+
+
+# --- phase one: the bag branch -----------------------------------------------
+
+def fit_bag_branch(network, train: Reviews, valid: Reviews, config: TrainConfig) -> dict:
+    """The bag's regression, fitted on the training part, into the network;
+    returns its history entry (the bag alone on validation)."""
+    started = time.time()
+    weights, intercept = fit_bag([bag for _, bag in train.encoded], train.labels, network.config.ngram_size,
+                                 config.bag_c)
+    with torch.no_grad():
+        network.bag.weight.copy_(torch.from_numpy(weights).unsqueeze(1))
+        network.bag_bias.fill_(intercept)
+    valid_loss, valid_acc, _ = evaluate(network, valid.encoded, valid.labels)
+    print(f"epoch=0 valid_loss={valid_loss:.4f} valid_acc={valid_acc:.4f}", flush=True)
+    return {"epoch": 0, "phase": 1, "train_loss": None, "train_acc": None,
+            "valid_loss": valid_loss, "valid_acc": valid_acc, "seconds": round(time.time() - started, 1)}
 
 
 def fit_bag(bags, labels, size: int, c: float):
@@ -122,36 +347,125 @@ def bag_logits(weights, intercept, bags):
     return np.array([weights[b].sum() for b in bags], dtype=np.float32) + intercept
 
 
-def out_of_fold_logits(bags, labels, folds: np.ndarray, size: int, c: float) -> np.ndarray:
-    """Each review's bag logit from a fit that left its fold out."""
-    logits = np.zeros(len(bags), dtype=np.float32)
-    for fold in progress(sorted(set(folds.tolist())), desc="bag, out of fold", unit=" folds"):
-        fit_on, held_out = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-        weights, intercept = fit_bag([bags[i] for i in fit_on], [labels[i] for i in fit_on], size, c)
-        logits[held_out] = bag_logits(weights, intercept, [bags[i] for i in held_out])
-    return logits
+# --- phase two: the LSTM -----------------------------------------------------
+
+def train_lstm(network, optimizer, train: Reviews, valid: Reviews, train_bag_logits: np.ndarray,
+               config: TrainConfig, *, stacked: bool, history: list[dict], best: dict, epochs_done: int,
+               checkpoint_path: Path) -> dict:
+    """Epochs of the LSTM until config.epochs or config.patience epochs
+    without validation gain, a checkpoint after each; appends to history and
+    returns the best epoch (its figures and weights)."""
+    rng = random.Random(config.seed)
+    for _ in range(epochs_done):  # replay the batch order of the epochs done
+        list(batches(train.encoded, train_bag_logits, train.labels, config.batch_size, rng))
+    steps_per_epoch = math.ceil(len(train.encoded) / config.batch_size)
+    for epoch in range(epochs_done + 1, config.epochs + 1):
+        started = time.time()
+        bar = progress(batches(train.encoded, train_bag_logits, train.labels, config.batch_size, rng),
+                       total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit=" batches")
+        train_loss, train_acc = train_epoch(network, optimizer, bar)
+        valid_loss, valid_acc, _ = evaluate(network, valid.encoded, valid.labels, stacked)
+        history.append({"epoch": epoch, "phase": 2, "train_loss": train_loss, "train_acc": train_acc,
+                        "valid_loss": valid_loss, "valid_acc": valid_acc, "seconds": round(time.time() - started, 1)})
+        # SageMaker's metric definitions read these lines from the log.
+        print(f"epoch={epoch} train_loss={train_loss:.4f} train_acc={train_acc:.4f} "
+              f"valid_loss={valid_loss:.4f} valid_acc={valid_acc:.4f}", flush=True)
+        # Chosen by validation accuracy, the figure reported; loss breaks ties.
+        if (valid_acc, -valid_loss) > (best["valid_acc"], -best["valid_loss"]):
+            best = {"valid_acc": valid_acc, "valid_loss": valid_loss, "epoch": epoch, "state": clone_state(network)}
+        save_checkpoint(checkpoint_path, network, optimizer, history, best, train_bag_logits)
+        if epoch - best["epoch"] >= config.patience:
+            print(f"early stop: no validation gain since epoch {best['epoch']}", file=sys.stderr)
+            break
+    return best
 
 
-def word2vec_embeddings(documents, words: dict[str, int], dim: int, epochs: int, seed: int) -> dict[int, np.ndarray]:
-    """Skip-gram word vectors (gensim) from unlabelled text: {word id: vector}.
-    One worker thread and a fixed string hash, so a run is reproducible."""
-    import zlib
+def train_epoch(network, optimizer, batches_with_progress) -> tuple[float, float]:
+    """One pass over the training part: (mean loss, accuracy)."""
+    network.train()
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    seen, total_loss, correct = 0, 0.0, 0
+    uses_bag = bool(network.config.ngram_size)
+    for tokens, lengths, bag, targets in batches_with_progress:
+        logits = network(tokens, lengths, bag_logits=bag if uses_bag else None)
+        loss = loss_fn(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+        optimizer.step()
+        seen += len(targets)
+        total_loss += loss.item() * len(targets)
+        correct += int(((logits > 0).float() == targets).sum())
+        batches_with_progress.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
+                                          refresh=False)
+    return total_loss / seen, correct / seen
 
-    from gensim.models import Word2Vec
-    from gensim.models.callbacks import CallbackAny2Vec
 
-    class Progress(CallbackAny2Vec):
-        def __init__(self):
-            self.bar = progress(total=epochs, desc="word2vec", unit=" epochs")
+def batches(encoded, fixed_logits, labels, batch_size, rng):
+    """Batches of similar length (less padding), in random order, each with
+    its reviews' fixed bag logits."""
+    order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i][0]) + rng.random() * 8))
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(chunks)
+    for chunk in chunks:
+        tokens, lengths, _, _ = collate([encoded[i] for i in chunk])
+        yield (tokens, lengths, torch.from_numpy(fixed_logits[chunk]),
+               torch.tensor([labels[i] for i in chunk], dtype=torch.float))
 
-        def on_epoch_end(self, model):
-            self.bar.update(1)
 
-    bar = Progress()
-    vectors = Word2Vec(documents, vector_size=dim, window=5, min_count=2, sg=1, epochs=epochs, seed=seed,
-                       workers=1, hashfxn=lambda text: zlib.crc32(text.encode("utf-8")), callbacks=[bar]).wv
-    bar.bar.close()
-    return {i: vectors[w] for w, i in words.items() if w in vectors}
+def evaluate(network, encoded, labels, stacked: bool = False):
+    """(loss, accuracy, probabilities); stacked: of the blend, cross-validated."""
+    if stacked:
+        probs = blend(*branch_logits(network, encoded), labels)[0]
+    else:
+        probs = np.array(score_encoded(network, encoded, batch_size=512))
+    eps = 1e-7
+    loss = float(-np.mean(np.where(np.asarray(labels) == 1, np.log(probs + eps), np.log(1 - probs + eps))))
+    accuracy = float(np.mean((probs > 0.5) == (np.asarray(labels) == 1)))
+    return loss, accuracy, probs.tolist()
+
+
+def clone_state(network) -> dict:
+    return {k: v.clone() for k, v in network.state_dict().items()}
+
+
+def save_checkpoint(path: Path, network, optimizer, history, best, train_bag_logits) -> None:
+    """Everything an interrupted run needs to go on as if never stopped,
+    written whole or not at all."""
+    torch.save({"network": network.state_dict(), "history": history, "best": best,
+                "torch_rng": torch.get_rng_state(), "train_bag_logits": torch.from_numpy(train_bag_logits),
+                **({"optimizer": optimizer.state_dict()} if optimizer else {})},
+               path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+
+
+def resume(checkpoint: dict, network, optimizer) -> tuple[list[dict], dict, int]:
+    """The checkpoint's network, optimizer and RNG state; returns (history,
+    best, phase-two epochs done)."""
+    network.load_state_dict(checkpoint["network"])
+    torch.set_rng_state(checkpoint["torch_rng"])  # dropout continues as if never stopped
+    if optimizer and "optimizer" in checkpoint:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    history = checkpoint["history"]
+    epochs_done = sum(h["phase"] == 2 for h in history)
+    print(f"resuming after epoch {epochs_done}", file=sys.stderr)
+    return history, checkpoint["best"], epochs_done
+
+
+# --- artifact ----------------------------------------------------------------
+
+def blend_into_network(network, valid: Reviews) -> tuple[list[float], tuple[float, float]]:
+    """Stacking: the blend of the two branches, fitted on validation, goes
+    into the branches' weights (the network still adds two logits). Returns
+    the blend's cross-validated validation probabilities (its weights were
+    fitted there) and its weights (bag, LSTM)."""
+    probs, (bag_weight, lstm_weight) = blend(*branch_logits(network, valid.encoded), valid.labels)
+    with torch.no_grad():
+        network.bag.weight.mul_(bag_weight)
+        network.bag_bias.mul_(bag_weight)
+        network.head.weight.mul_(lstm_weight)
+        network.head.bias.mul_(lstm_weight)
+    return probs.tolist(), (bag_weight, lstm_weight)
 
 
 def blend(bag: np.ndarray, lstm: np.ndarray, labels) -> tuple[np.ndarray, tuple[float, float]]:
@@ -187,215 +501,43 @@ def branch_logits(network, encoded) -> tuple[np.ndarray, np.ndarray]:
     return torch.cat(bag).numpy(), torch.cat(lstm).numpy()
 
 
-def batches(encoded, fixed_logits, labels, batch_size, rng):
-    """Batches of similar length (less padding), in random order, each with
-    its reviews' fixed bag logits."""
-    order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i][0]) + rng.random() * 8))
-    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    rng.shuffle(chunks)
-    for chunk in chunks:
-        tokens, lengths, _, _ = collate([encoded[i] for i in chunk])
-        yield (tokens, lengths, torch.from_numpy(fixed_logits[chunk]),
-               torch.tensor([labels[i] for i in chunk], dtype=torch.float))
+# --- report ------------------------------------------------------------------
 
-
-def evaluate(network, encoded, labels, stacked: bool = False):
-    """(loss, accuracy, probabilities); stacked: of the blend, cross-validated."""
-    if stacked:
-        probs = blend(*branch_logits(network, encoded), labels)[0]
-    else:
-        probs = np.array(score_encoded(network, encoded, batch_size=512))
-    eps = 1e-7
-    loss = float(-np.mean(np.where(np.asarray(labels) == 1, np.log(probs + eps), np.log(1 - probs + eps))))
-    accuracy = float(np.mean((probs > 0.5) == (np.asarray(labels) == 1)))
-    return loss, accuracy, probs.tolist()
-
-
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    started = time.time()
-    random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model_dir, output_dir = Path(args.model_dir), Path(args.output_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    output_dir.mkdir(parents=True, exist_ok=True)
-
-    # data: train/ only; a seeded validation split, by movie, chooses the epoch
-    imdb = load_imdb(find_dataset(args.data), splits=("train", "unsup") if args.word2vec_epochs else ("train",))
-    examples = imdb.train
-    if args.limit:
-        examples = random.Random(args.seed).sample(examples, min(args.limit, len(examples)))
-    train_set, valid_set = validation_split(examples, args.valid_fraction, args.seed)
-    train_tokens = [tokenize(e.text) for e in progress(train_set, desc="preprocessing train", unit=" reviews")]
-    valid_tokens = [tokenize(e.text) for e in progress(valid_set, desc="preprocessing validation", unit=" reviews")]
-    train_labels = [e.label for e in train_set]
-    valid_labels = [e.label for e in valid_set]
-
-    # vocabulary, from the training part only
-    vocabulary = Vocabulary.build(train_tokens, args.vocab_size, args.buckets)
-    config = SentimentConfig(
-        vocab_size=vocabulary.vocab_size,
-        ngram_size=0 if args.no_bag else vocabulary.ngram_size,
-        embed_dim=args.embed_dim,
-        hidden_dim=args.hidden_dim,
-        dropout=args.dropout,
-        max_len=args.max_len,
-        use_lstm=not args.no_lstm,
-    )
-    train_encoded = [vocabulary.encode(t, config.max_len) for t in train_tokens]
-    valid_encoded = [vocabulary.encode(t, config.max_len) for t in valid_tokens]
-    stacked = args.combine == "stack" and config.use_lstm and bool(config.ngram_size)
-    network = SentimentLSTM(config)
-    checkpoint_path = model_dir / CHECKPOINT
-    checkpoint = torch.load(checkpoint_path, weights_only=True) if args.resume and checkpoint_path.exists() else None
-    if config.use_lstm and args.word2vec_epochs and not checkpoint:  # a checkpoint holds the embeddings
-        # The unlabelled reviews teach the embeddings which words are alike
-        # (IMDB gives 50,000 of them); validation text stays unseen.
-        unsup_tokens = [tokenize(t) for t in progress(imdb.unsup, desc="preprocessing unlabelled", unit=" reviews")]
-        started_w2v = time.time()
-        vectors = word2vec_embeddings([*unsup_tokens, *train_tokens], vocabulary.words, config.embed_dim,
-                                      args.word2vec_epochs, args.seed)
-        with torch.no_grad():
-            embedding = network.embedding.weight
-            scale = embedding.std() / float(np.std(np.stack(list(vectors.values())))) if vectors else 1.0
-            for i, vector in vectors.items():  # at the initial scale, so training starts as it would
-                embedding[i] = torch.tensor(vector) * scale
-        print(f"word2vec: {len(vectors)} of {len(vocabulary.words)} words in {time.time() - started_w2v:.0f} s",
-              file=sys.stderr)
-    if config.use_lstm and config.ngram_size:
-        with torch.no_grad():  # the LSTM's head starts silent: until phase two the model is the bag
-            network.head.weight.zero_()
-            network.head.bias.zero_()
-
-    # phase one: the bag branch. With --combine offset, phase two learns from
-    # the bag's logits on reviews it was not fitted on (out of fold, by
-    # movie), as at test time: on its own training reviews the bag is
-    # over-confident. Stacked, the LSTM learns alone and needs none.
-    history: list[dict] = []
-    train_bag_logits = np.zeros(len(train_set), dtype=np.float32)
-    if config.ngram_size and checkpoint:
-        train_bag_logits = checkpoint["train_bag_logits"].numpy()
-    elif config.ngram_size:
-        phase_started = time.time()
-        train_bags = [bag for _, bag in train_encoded]
-        if config.use_lstm and not stacked and args.bag_folds:  # the stacked LSTM learns alone
-            folds = np.array(movie_folds(train_set, args.bag_folds, args.seed))
-            train_bag_logits = out_of_fold_logits(train_bags, train_labels, folds, config.ngram_size, args.bag_c)
-        weights, intercept = fit_bag(train_bags, train_labels, config.ngram_size, args.bag_c)
-        if not args.bag_folds and not stacked:
-            train_bag_logits = bag_logits(weights, intercept, train_bags)
-        with torch.no_grad():
-            network.bag.weight.copy_(torch.from_numpy(weights).unsqueeze(1))
-            network.bag_bias.fill_(intercept)
-        valid_loss, valid_acc, _ = evaluate(network, valid_encoded, valid_labels)  # the bag alone
-        history.append({"epoch": 0, "phase": 1, "train_loss": None, "train_acc": None,
-                        "valid_loss": valid_loss, "valid_acc": valid_acc,
-                        "seconds": round(time.time() - phase_started, 1)})
-        print(f"epoch=0 valid_loss={valid_loss:.4f} valid_acc={valid_acc:.4f}", flush=True)
-    for p in [*network.bag.parameters(), network.bag_bias] if config.ngram_size else []:
-        p.requires_grad_(False)  # phase two: the bag is fixed; only the LSTM learns
-
-    best = {"valid_acc": -1.0, "valid_loss": float("inf"), "epoch": 0,
-            "state": {k: v.clone() for k, v in network.state_dict().items()}}
-    if config.use_lstm:
-        optimizer = torch.optim.AdamW([p for p in network.parameters() if p.requires_grad],
-                                      lr=args.lr, weight_decay=args.weight_decay)
-    first_epoch = 1
-    if checkpoint:
-        network.load_state_dict(checkpoint["network"])
-        history, best = checkpoint["history"], checkpoint["best"]
-        torch.set_rng_state(checkpoint["torch_rng"])  # dropout continues as if never stopped
-        if config.use_lstm and "optimizer" in checkpoint:
-            optimizer.load_state_dict(checkpoint["optimizer"])
-        first_epoch = sum(h["phase"] == 2 for h in history) + 1
-        print(f"resuming after epoch {first_epoch - 1}", file=sys.stderr)
-
-    def save_checkpoint():
-        torch.save({"network": network.state_dict(), "history": history, "best": best,
-                    "torch_rng": torch.get_rng_state(), "train_bag_logits": torch.from_numpy(train_bag_logits),
-                    **({"optimizer": optimizer.state_dict()} if config.use_lstm else {})},
-                   checkpoint_path.with_suffix(".tmp"))
-        checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
-
-    save_checkpoint()  # --resume then skips phase one's six fits
-    rng = random.Random(args.seed)
-    for _ in range(first_epoch - 1):  # replay the batch order of the epochs done
-        list(batches(train_encoded, train_bag_logits, train_labels, args.batch_size, rng))
-
-    # phase two: the LSTM, on top of the fixed bag
-    steps_per_epoch = math.ceil(len(train_encoded) / args.batch_size)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    for epoch in range(first_epoch, args.epochs + 1 if config.use_lstm else 1):
-        network.train()
-        epoch_started, seen, total_loss, correct = time.time(), 0, 0.0, 0
-        bar = progress(batches(train_encoded, train_bag_logits, train_labels, args.batch_size, rng),
-                       total=steps_per_epoch, desc=f"epoch {epoch}/{args.epochs}", unit=" batches")
-        for tokens, lengths, bag, targets in bar:
-            logits = network(tokens, lengths, bag_logits=bag if config.ngram_size else None)
-            loss = loss_fn(logits, targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-            optimizer.step()
-            seen += len(targets)
-            total_loss += loss.item() * len(targets)
-            correct += int(((logits > 0).float() == targets).sum())
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
-
-        valid_loss, valid_acc, _ = evaluate(network, valid_encoded, valid_labels, stacked)
-        history.append({"epoch": epoch, "phase": 2, "train_loss": total_loss / seen, "train_acc": correct / seen,
-                        "valid_loss": valid_loss, "valid_acc": valid_acc,
-                        "seconds": round(time.time() - epoch_started, 1)})
-        # SageMaker's metric definitions read these lines from the log.
-        print(f"epoch={epoch} train_loss={total_loss / seen:.4f} train_acc={correct / seen:.4f} "
-              f"valid_loss={valid_loss:.4f} valid_acc={valid_acc:.4f}", flush=True)
-        # Chosen by validation accuracy, the figure reported; loss breaks ties.
-        if (valid_acc, -valid_loss) > (best["valid_acc"], -best["valid_loss"]):
-            best = {"valid_acc": valid_acc, "valid_loss": valid_loss, "epoch": epoch,
-                    "state": {k: v.clone() for k, v in network.state_dict().items()}}
-        save_checkpoint()
-        if epoch - best["epoch"] >= args.patience:
-            print(f"early stop: no validation gain since epoch {best['epoch']}", file=sys.stderr)
-            break
-
-    # artifact: the best epoch's weights, the vocabulary, the config and the code
-    network.load_state_dict(best["state"])
-    blend_weights = None
-    if stacked:  # the blend's weights go into the branches: the network still adds two logits
-        valid_blend_probs, blend_weights = blend(*branch_logits(network, valid_encoded), valid_labels)
-        bag_weight, lstm_weight = blend_weights
-        with torch.no_grad():
-            network.bag.weight.mul_(bag_weight)
-            network.bag_bias.mul_(bag_weight)
-            network.head.weight.mul_(lstm_weight)
-            network.head.bias.mul_(lstm_weight)
-    write_model_dir(model_dir, network, vocabulary)
-    checkpoint_path.unlink(missing_ok=True)
-
-    # report on the validation split (test/ is reported once, by `critic evaluate`)
-    # (stacked: the blend's cross-validated scores, since its weights were fitted on validation)
-    valid_probs = valid_blend_probs.tolist() if stacked else evaluate(network, valid_encoded, valid_labels)[2]
-    metrics = {
-        "validation": binary_metrics(valid_labels, valid_probs),
-        "best_epoch": best["epoch"],
-        "blend": dict(zip(("bag", "lstm"), blend_weights)) if blend_weights else None,
-        "history": history,
-        "config": config.to_dict(),
-        "args": {k: v for k, v in vars(args).items() if k not in ("data", "model_dir", "output_dir")},
-        "train_reviews": len(train_set),
-        "validation_reviews": len(valid_set),
-        "parameters": sum(p.numel() for p in network.parameters()),
-        "training_seconds": round(time.time() - started, 1),
-        "torch_threads": torch.get_num_threads(),
-    }
+def write_report(metrics: dict, output_dir: Path) -> None:
+    """metrics.json, and training.png: the curves and the confusion matrix."""
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    plot_training(history, metrics["validation"]["confusion_matrix"], output_dir / "training.png")
-    print(f"validation accuracy {metrics['validation']['accuracy']:.4f} (epoch {best['epoch']}); "
-          f"model in {model_dir}; report in {output_dir}", file=sys.stderr)
-    return metrics
+    plot_training(metrics["history"], metrics["validation"]["confusion_matrix"], output_dir / "training.png")
+
+
+# --- ablations ---------------------------------------------------------------
+# The default stacks: the LSTM learns alone (its bag logits are zeros) and
+# the blend adds the bag afterwards. The experiments below give phase two the
+# bag's logits to learn on top of instead.
+
+def ablation_bag_logits(network, train: Reviews, config: TrainConfig) -> np.ndarray:
+    """The bag logits phase two adds to the LSTM's on each training review
+    when not stacked. --combine offset: the bag's logits on reviews it was
+    not fitted on (out of fold, by movie), as at test time: on its own
+    training reviews the bag is over-confident. --bag-folds 0: the full
+    fit's own logits anyway. --no-lstm: no phase two, zeros."""
+    bags = [bag for _, bag in train.encoded]
+    if not config.bag_folds:
+        weights = network.bag.weight.detach().squeeze(1).numpy()
+        return bag_logits(weights, network.bag_bias.item(), bags)
+    if not network.config.use_lstm:
+        return np.zeros(len(bags), dtype=np.float32)
+    folds = np.array(movie_folds(train.reviews, config.bag_folds, config.seed))
+    return out_of_fold_logits(bags, train.labels, folds, network.config.ngram_size, config.bag_c)
+
+
+def out_of_fold_logits(bags, labels, folds: np.ndarray, size: int, c: float) -> np.ndarray:
+    """Each review's bag logit from a fit that left its fold out."""
+    logits = np.zeros(len(bags), dtype=np.float32)
+    for fold in progress(sorted(set(folds.tolist())), desc="bag, out of fold", unit=" folds"):
+        fit_on, held_out = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+        weights, intercept = fit_bag([bags[i] for i in fit_on], [labels[i] for i in fit_on], size, c)
+        logits[held_out] = bag_logits(weights, intercept, [bags[i] for i in held_out])
+    return logits
 
 
 if __name__ == "__main__":

@@ -160,3 +160,23 @@ def test_stacked_training_ships_the_blend_inside_the_network(tmp_path, tiny_imdb
     # the same phase-one fit, scaled by the blend's bag weight
     scale = (stacked_bag.abs().sum() / offset_bag.abs().sum()).item()
     assert abs(scale - json.loads((run / "metrics.json").read_text())["blend"]["bag"]) < 0.01
+
+
+def test_the_config_is_the_command_line_and_the_shipped_model_used_its_defaults(repo_root, monkeypatch):
+    from dataclasses import asdict
+
+    from model import train
+
+    for name in ("SM_CHANNEL_TRAINING", "SM_CHANNEL_TRAIN", "SM_MODEL_DIR", "SM_OUTPUT_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    assert train.parse_args([]) == train.TrainConfig()
+    # SageMaker's way: `--name value` (a flag gets a "True" after it), unknown ones too, paths in SM_* variables
+    monkeypatch.setenv("SM_MODEL_DIR", "/opt/ml/model")
+    monkeypatch.setenv("SM_CHANNEL_TRAINING", "/opt/ml/input/data/training")
+    config = train.parse_args(["--epochs", "3", "--no-lstm", "True", "--combine", "offset", "--sagemaker_x", "1"])
+    assert (config.epochs, config.no_lstm, config.combine) == (3, True, "offset")
+    assert (config.model_dir, config.data) == ("/opt/ml/model", "/opt/ml/input/data/training")
+    # the model card: every option of the command that made the shipped model is a default
+    shipped = json.loads((repo_root / "model" / "artifact" / "training-metrics.json").read_text())["args"]
+    defaults = asdict(train.TrainConfig())
+    assert shipped == {k: v for k, v in defaults.items() if k not in ("data", "model_dir", "output_dir")}
