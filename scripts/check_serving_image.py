@@ -8,7 +8,7 @@ SageMaker inference toolkits the image runs, then:
 
 1. loads the artifact's weights with torch.load(weights_only=True) there;
 2. serves the artifact from that venv and from the project venv through the
-   local stack's model container (critic/container.py: the toolkit's own
+   local stack's model container (critic/local/container.py: the toolkit's own
    HandlerService, the artifact's code/ first on the path), sends both the
    same IMDB test reviews as JSON Lines, and compares every answer.
 
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from critic import SHIPPED_ARTIFACT  # noqa: E402
-from critic.container import ModelContainer  # noqa: E402
+from critic.local.container import ModelContainer  # noqa: E402
 from critic.deploy.stack import INFERENCE_IMAGE  # noqa: E402
 
 JSONLINES = "application/jsonlines"

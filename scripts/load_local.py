@@ -79,7 +79,7 @@ def _role(pid: int) -> str:
         return "gone"
     if b"critic.local.lambda_worker" in command:
         return "lambda"
-    if b"critic.container" in command:
+    if b"critic.local.container" in command:
         return "model"
     return "stack"
 

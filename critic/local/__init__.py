@@ -8,6 +8,8 @@ no AWS account and no Docker (`critic serve`, `make run`).
 - transform.py  SageMaker batch transform semantics (splitting, batching,
                 joining, where outputs land), in plain Python
 - transform_runner.py  runs a transform job against any object store and model
+- container.py  the SageMaker PyTorch inference container, without Docker
+- pool.py       first come, first served hand-out of environments and workers
 - lambdas.py    Lambda execution environments (worker processes), async retries
 - api.py        the HTTP API (payload 2.0) and the web page
 - stack.py      all of it together

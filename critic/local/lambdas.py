@@ -6,7 +6,7 @@ started with the environment Lambda would give it: the template's variables
 AWS_ENDPOINT_URL* pointing at the local services. A process serves one
 invocation at a time and is kept warm, like an execution environment; up to
 `concurrency` of them run at once per function, and invocations beyond that
-wait their turn, first come, first served (critic/pool.py). A process that
+wait their turn, first come, first served (critic/local/pool.py). A process that
 overruns the function's Timeout is killed, as Lambda does.
 
 Asynchronous invocations (S3 notifications, EventBridge) are queued and retried
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from critic.local.template import Function
-from critic.pool import FairPool, PoolClosed
+from critic.local.pool import FairPool, PoolClosed
 
 LOG = logging.getLogger("critic.lambda")
 

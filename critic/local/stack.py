@@ -154,7 +154,7 @@ class Stack:
         options.data_dir.mkdir(parents=True, exist_ok=True)
         (options.data_dir / ".gitignore").write_text("*\n")
 
-        from critic.container import ContainerError, ModelContainer
+        from critic.local.container import ContainerError, ModelContainer
 
         loaded: dict = {}
 

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from werkzeug.serving import make_server
 
 from critic.local.transform_runner import ModelAnswer
-from critic.container import InvocationResult
+from critic.local.container import InvocationResult
 from critic.local import s3 as local_s3
 from critic.local.aws import AwsEndpoint
 from critic.local.sagemaker import Endpoint, TransformJobs, handle_sagemaker, state_change_event

@@ -1,4 +1,4 @@
-"""critic/pool.py: the first-come-first-served pool behind the local Lambda
+"""critic/local/pool.py: the first-come-first-served pool behind the local Lambda
 environments and the model workers."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from critic.pool import FairPool, PoolClosed
+from critic.local.pool import FairPool, PoolClosed
 
 
 def wait_for(condition, timeout: float = 5.0) -> None:

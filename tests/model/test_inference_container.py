@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from critic.container import ModelContainer
+from critic.local.container import ModelContainer
 from model.package import extract
 
 POSITIVE, NEGATIVE = "A wonderful, moving film: the best cast", "An awful, boring mess. The worst plot"
@@ -130,7 +130,7 @@ def test_artifact_code_is_self_contained(tiny_artifact, tmp_path):
 def test_a_model_that_cannot_load_is_a_clear_error(tiny_artifact, tmp_path):
     import tarfile
 
-    from critic.container import ContainerError
+    from critic.local.container import ContainerError
     from model.package import package
 
     with pytest.raises(ContainerError, match="no such model artifact"):
@@ -149,7 +149,7 @@ def test_an_artifact_without_its_contract_package_fails_to_load_as_on_aws(tiny_a
     install) must not stand in for a missing one."""
     import shutil
 
-    from critic.container import ContainerError
+    from critic.local.container import ContainerError
     from model.package import package
 
     model_dir = extract(tiny_artifact, tmp_path / "no-contract")

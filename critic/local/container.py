@@ -23,10 +23,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from critic.pool import FairPool, PoolClosed
+from critic.local.pool import FairPool, PoolClosed
 
 _FRAME = struct.Struct(">II")  # header length, body length
-_REPO_ROOT = Path(__file__).resolve().parents[1]
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -64,7 +64,7 @@ class _Worker:
         env = dict(os.environ, SAGEMAKER_PROGRAM="inference.py", OMP_NUM_THREADS=str(threads),
                    PYTHONPATH=os.pathsep.join(path), PYTHONDONTWRITEBYTECODE="1")
         self.process = subprocess.Popen(
-            [python, "-m", "critic.container", str(model_dir), str(threads)],
+            [python, "-m", "critic.local.container", str(model_dir), str(threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=model_dir,
         )
         ready = queue.Queue()
