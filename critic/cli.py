@@ -6,7 +6,8 @@ import argparse
 import importlib
 import sys
 
-from critic.dependencies import MissingDependencies, require
+from critic.dependencies import require
+from critic.errors import UsageError
 
 COMMANDS = ("train", "evaluate", "predict", "bench", "serve", "invoke", "score", "deploy", "destroy")
 # The dependency group (pyproject.toml) each command needs; `make run` installs only serve.
@@ -38,11 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (UsageError, MissingDependencies) as error:
+    except UsageError as error:
         print(f"critic {args.command}: {error}", file=sys.stderr)
         return 2
-
-
-class UsageError(Exception):
-    """A problem the user can fix (bad path, bad option): printed without a trace."""
-

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
+from critic.errors import UsageError
+
 # The modules that show a group is installed (import names, not package names).
 GROUP_MODULES: dict[str, tuple[str, ...]] = {
     "serve": ("torch", "numpy", "tqdm", "yaml", "boto3", "aws_lambda_powertools", "aws_xray_sdk", "moto",
@@ -17,7 +19,7 @@ GROUP_MODULES: dict[str, tuple[str, ...]] = {
 INCLUDES: dict[str, tuple[str, ...]] = {"serve": (), "train": ("serve",), "deploy": ("serve",)}
 
 
-class MissingDependencies(Exception):
+class MissingDependencies(UsageError):
     """A command needs a dependency group this environment lacks."""
 
 

@@ -4,8 +4,10 @@ input_fn/predict_fn/output_fn over chunks of lines, in worker processes.
 Used by `critic predict`, `critic evaluate` and `critic bench`."""
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
+import sys
 import tempfile
 from itertools import islice
 from pathlib import Path
@@ -83,3 +85,14 @@ class OfflineScorer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def score_reviews(scorer: OfflineScorer, reviews: list[str], desc: str = "scoring") -> list[float]:
+    """P(positive) of each review, in order (0.5 for one that cannot be scored)."""
+    from model.progress import progress  # tqdm: the serve group, checked before a command runs
+
+    lines = (json.dumps({"review": r}).encode() for r in progress(reviews, desc=desc, unit=" reviews", file=sys.stderr))
+    scores = []
+    for block in scorer.score(chunks(lines), "application/jsonlines"):
+        scores += [json.loads(line).get("score", 0.5) for line in block.splitlines()]
+    return scores

@@ -7,7 +7,7 @@ import statistics
 import time
 from pathlib import Path
 
-from critic.cli import UsageError
+from critic.errors import UsageError
 
 
 def register(subparsers) -> None:
@@ -26,8 +26,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def run(args) -> int:
-    from critic.commands.evaluate import score_reviews
-    from critic.offline import OfflineScorer, unpack
+    from critic.offline import OfflineScorer, score_reviews, unpack
     from model.data import DataError, load_imdb
 
     try:

@@ -3,12 +3,11 @@ the model you ship; never tune on it)."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
-from critic.cli import UsageError
-from critic.offline import OfflineScorer, chunks
+from critic.errors import UsageError
+from critic.offline import OfflineScorer, score_reviews
 
 
 def register(subparsers) -> None:
@@ -19,16 +18,6 @@ def register(subparsers) -> None:
                    help="folder for evaluation.json and confusion.png")
     p.add_argument("--workers", type=int, default=0)
     p.set_defaults(func=run)
-
-
-def score_reviews(scorer: OfflineScorer, reviews: list[str], desc: str = "scoring") -> list[float]:
-    from model.progress import progress  # tqdm: the serve group, checked before run
-
-    lines = (json.dumps({"review": r}).encode() for r in progress(reviews, desc=desc, unit=" reviews", file=sys.stderr))
-    scores = []
-    for block in scorer.score(chunks(lines), "application/jsonlines"):
-        scores += [json.loads(line).get("score", 0.5) for line in block.splitlines()]
-    return scores
 
 
 def run(args) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from contract.jsonreader import JSONInputError, loads as read_json
 from critic import REPO_ROOT
-from critic.cli import UsageError
+from critic.errors import UsageError
 
 
 def register(subparsers) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from contract.jsonreader import JSONInputError, loads as read_json
 
-from critic.cli import UsageError
+from critic.errors import UsageError
 from critic.offline import CHUNK_LINES, OfflineScorer, chunks
 
 

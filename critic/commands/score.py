@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from critic.cli import UsageError
+from critic.errors import UsageError
 
 POLL_SECONDS = 0.5
 
@@ -57,12 +57,9 @@ def _stack_info(aws_url: str) -> dict:
 
 
 def _client(service: str, info: dict):
-    import boto3
-    from botocore.config import Config
+    from critic.local.clients import local_client
 
-    return boto3.client(service, endpoint_url=info["aws"], region_name=info["region"],
-                        aws_access_key_id="test", aws_secret_access_key="test",
-                        config=Config(retries={"mode": "standard", "max_attempts": 5}))
+    return local_client(service, info["aws"], info["region"], retries={"mode": "standard", "max_attempts": 5})
 
 
 def _target(info: dict, path: Path) -> tuple[dict, str]:

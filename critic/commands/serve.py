@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from critic import REPO_ROOT, SHIPPED_ARTIFACT
-from critic.cli import UsageError
+from critic.errors import UsageError
 
 
 def _port(variable: str, default: int) -> int:

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from critic.cli import UsageError
+from critic.errors import UsageError
 
 
 def register(subparsers) -> None:

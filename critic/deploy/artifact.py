@@ -10,7 +10,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from critic.cli import UsageError
+from critic.errors import UsageError
 from critic.deploy.buckets import split_s3_uri
 
 

@@ -34,7 +34,7 @@ from botocore.exceptions import (
     WaiterError,
 )
 
-from critic.cli import UsageError
+from critic.errors import UsageError
 
 # A dry run cannot ask AWS who you are: account ids print as this.
 DRY_RUN_ACCOUNT = "ACCOUNT"

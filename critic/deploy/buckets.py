@@ -21,7 +21,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from critic.cli import UsageError
+from critic.errors import UsageError
 from critic.deploy.aws import AwsError, error_code, say
 
 NOT_FOUND = ("404", "NoSuchBucket", "NotFound", "NoSuchKey")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from critic import REPO_ROOT, SHIPPED_ARTIFACT
-from critic.cli import UsageError
+from critic.errors import UsageError
 from critic.deploy import artifact as artifacts
 from critic.deploy import sam
 from critic.deploy.aws import (

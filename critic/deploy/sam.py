@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 from critic import REPO_ROOT
-from critic.cli import UsageError
+from critic.errors import UsageError
 
 SAM = REPO_ROOT / ".tools" / "sam" / "bin" / "sam"
 SAMCONFIG = REPO_ROOT / "samconfig.toml"

@@ -10,7 +10,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError, WaiterError
 
 from critic import REPO_ROOT
-from critic.cli import UsageError
+from critic.errors import UsageError
 from critic.deploy.aws import AwsError, error_code
 
 TEMPLATE = REPO_ROOT / "template.yaml"

@@ -28,7 +28,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from critic.cli import UsageError
+from critic.errors import UsageError
 from critic.deploy.aws import (
     DRY_RUN_ACCOUNT,
     Answer,

@@ -24,19 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 
-from critic.local.transform_runner import ModelAnswer
 from critic import REPO_ROOT
 from critic.local import s3 as local_s3
 from critic.local.api import HttpApiGateway
 from critic.local.aws import AwsEndpoint
+from critic.local.clients import local_client
 from critic.local.lambdas import AsyncInvoker, LambdaFunction, endpoint_variables, function_environment
 from critic.local.sagemaker import Endpoint, TransformJobs, state_change_event
 from critic.local.serving import KeepAliveHandler, Server
 from critic.local.template import DEFAULT_REGION, LocalStack, Rule, read_template
+from critic.local.transform_runner import ModelAnswer
 
 LOG = logging.getLogger("critic.stack")
 
@@ -113,9 +112,7 @@ class Stack:
         return self.template.region if self.template else DEFAULT_REGION
 
     def client(self, service: str):
-        return boto3.client(service, endpoint_url=self.aws_url, region_name=self.region,
-                            aws_access_key_id="test", aws_secret_access_key="test",
-                            config=Config(retries={"max_attempts": 2}, s3={"addressing_style": "path"}))
+        return local_client(service, self.aws_url, self.region)
 
     def info(self) -> dict:
         template = self.template

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from critic.cli import UsageError
+from critic.errors import UsageError
 from critic.deploy.aws import AwsError
 from critic.deploy.buckets import sha256_of
 from critic.deploy.flows import DeployOptions, DestroyOptions, Paths, deploy, destroy

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 from botocore.stub import Stubber
 
-from critic.cli import UsageError
+from critic.errors import UsageError
 from critic.deploy.aws import NO_CREDENTIALS, AwsError, Live, aws_errors
 from critic.deploy.stack import (
     check_deployable,

@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from tiny_imdb import TINY_TRAINING_ARGS
-from critic.cli import UsageError
+from critic.errors import UsageError
 from critic.deploy import artifact as artifacts
 from critic.deploy import training
 from critic.deploy.buckets import sha256_of
