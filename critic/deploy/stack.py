@@ -37,7 +37,7 @@ class Template:
 
 
 def read_template(path: Path = TEMPLATE) -> Template:
-    from critic.local.template import TemplateError, load_yaml
+    from critic.cfn_yaml import TemplateError, load_yaml
 
     try:
         document = load_yaml(path)

@@ -2,6 +2,7 @@
 no AWS account and no Docker (`critic serve`, `make run`).
 
 - template.py   reads template.yaml (functions, buckets, API, event sources)
+- ids.py        the local account and region, and EventBridge's event envelope
 - aws.py        the AWS endpoint: moto's S3 + SageMaker + SageMaker Runtime
 - s3.py         S3 persistence and the notifications S3 sends
 - sagemaker.py  transform jobs and InvokeEndpoint over their wire protocols

@@ -26,7 +26,8 @@ from werkzeug.security import safe_join
 from werkzeug.wrappers import Request, Response
 
 from critic.local.lambdas import LambdaFunction
-from critic.local.template import ACCOUNT_ID, HttpApi, Route
+from critic.local.ids import ACCOUNT_ID
+from critic.local.template import HttpApi, Route
 
 LOG = logging.getLogger("critic.api")
 

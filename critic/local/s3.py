@@ -31,7 +31,7 @@ from urllib.parse import quote_plus
 from moto.s3 import notifications as moto_notifications
 from moto.s3.models import s3_backends
 
-from critic.local.template import ACCOUNT_ID, eventbridge_event
+from critic.local.ids import ACCOUNT_ID, eventbridge_event
 
 LOG = logging.getLogger("critic.s3")
 

@@ -29,7 +29,7 @@ import botocore.session
 
 from critic.local.transform_runner import JobFailed, JobStopped, ModelAnswer, TransformJob, TransformRunner
 from contract.jsonreader import JSONInputError, loads as read_json
-from critic.local.template import ACCOUNT_ID, eventbridge_event
+from critic.local.ids import ACCOUNT_ID, eventbridge_event
 
 LOG = logging.getLogger("critic.sagemaker")
 

@@ -34,7 +34,8 @@ from critic.local.clients import local_client
 from critic.local.lambdas import AsyncInvoker, LambdaFunction, endpoint_variables, function_environment
 from critic.local.sagemaker import Endpoint, TransformJobs, state_change_event
 from critic.local.serving import KeepAliveHandler, Server
-from critic.local.template import DEFAULT_REGION, LocalStack, Rule, read_template
+from critic.local.ids import DEFAULT_REGION
+from critic.local.template import LocalStack, Rule, read_template
 from critic.local.transform_runner import ModelAnswer
 
 LOG = logging.getLogger("critic.stack")

@@ -10,74 +10,16 @@ names, and the HTTP API routes and CORS configuration.
 """
 from __future__ import annotations
 
-import datetime
 import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from critic.cfn_yaml import TemplateError, load_yaml
+from critic.local.ids import ACCOUNT_ID, DEFAULT_REGION
 
-ACCOUNT_ID = "123456789012"
-DEFAULT_REGION = "us-east-1"
 DEFAULT_STACK = "critic"
-
-
-def eventbridge_event(source: str, detail_type: str, region: str, resources: list[str], detail: dict) -> dict:
-    """The envelope EventBridge wraps every AWS service event in."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": detail_type,
-        "source": source,
-        "account": ACCOUNT_ID,
-        "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": resources,
-        "detail": detail,
-    }
-
-
-class TemplateError(Exception):
-    """template.yaml cannot be run locally; the message says where and why."""
-
-
-# --------------------------------------------------------------------------- #
-# YAML with CloudFormation short-form tags
-# --------------------------------------------------------------------------- #
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if name == "Fn::GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_Loader.add_multi_constructor("!", _tag)
-
-
-def load_yaml(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = yaml.load(handle, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
-    except FileNotFoundError:
-        raise TemplateError(f"{path}: no such template") from None
-    except yaml.YAMLError as error:
-        raise TemplateError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(document, dict) or "Resources" not in document:
-        raise TemplateError(f"{path}: not a CloudFormation template (no Resources)")
-    return document
 
 
 # --------------------------------------------------------------------------- #

@@ -251,3 +251,14 @@ def test_s3_objects_survive_a_restart_with_their_identity(tmp_path):
     assert restored.value == b"hello again"
     assert backend.buckets[name].keys.get("gone.txt") is None or not hasattr(
         backend.buckets[name].keys.get("gone.txt"), "value")
+
+
+def test_the_yaml_reader_reads_template_yaml_as_cfn_lints_decoder_does():
+    """critic/cfn_yaml.py is hand-written (cfn-lint would weigh on the serve
+    and deploy groups); on the real template it must agree with cfn-lint."""
+    from cfnlint.decode import cfn_yaml
+
+    from critic.cfn_yaml import load_yaml
+
+    template = Path(__file__).resolve().parents[2] / "template.yaml"
+    assert json.loads(json.dumps(load_yaml(template))) == json.loads(json.dumps(cfn_yaml.load(str(template)), default=str))
