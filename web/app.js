@@ -1,10 +1,18 @@
 // Critic web page: sends the review as JSON to POST <api>/score and shows the
 // verdict. Every text (the review, the API's answers) goes into the page with
 // textContent, never as HTML; the page's CSP enforces that with Trusted Types.
+//
+// A serverless endpoint that has been idle starts cold and takes up to a
+// minute to answer; meanwhile the API answers 503, 504 or 429 ("not yet").
+// The page says so, keeps trying (waiting Retry-After when the API gives it,
+// else backing off) for WAKE_SECONDS, and can be cancelled.
 "use strict";
 
 (() => {
-  const TIMEOUT_SECONDS = 30;
+  const TIMEOUT_SECONDS = 30; // one request; API Gateway itself gives up after 30 s
+  const WAKE_SECONDS = 90; // all the attempts of one review together
+  const NOT_YET = new Set([429, 503, 504]);
+  const WAKING = "Waking the model up: this can take up to a minute the first time.";
   const QUOTE_LIMIT = 300; // characters of the scored review shown under the verdict
   const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost"]);
 
@@ -12,6 +20,7 @@
   const form = byId("review-form");
   const textarea = byId("review");
   const submitButton = byId("submit");
+  const cancelButton = byId("cancel");
   const busy = byId("busy");
   const error = byId("error");
   const verdict = byId("verdict");
@@ -24,6 +33,17 @@
 
   /** A failure with a message meant for the person using the page. */
   class Shown extends Error {}
+
+  /** "Not yet": the model is waking up or busy; worth asking again. */
+  class NotYet extends Error {
+    constructor(detail, retryAfterMs) {
+      super(detail);
+      this.retryAfterMs = retryAfterMs; // null: the API did not say
+    }
+  }
+
+  /** The person pressed Cancel. */
+  class Cancelled extends Error {}
 
   /** The scoring endpoint from ?api=URL or config.js, or a Shown error saying what is wrong. */
   function scoreEndpoint() {
@@ -81,9 +101,42 @@
     details.hidden = false;
   }
 
-  function setBusy(isBusy) {
-    verdict.setAttribute("aria-busy", String(isBusy));
-    busy.textContent = isBusy ? "Scoring…" : "";
+  /** state: "scoring", "waking", or a message to leave without a spinner ("" for none). */
+  function setBusy(state) {
+    const working = state === "scoring" || state === "waking";
+    verdict.setAttribute("aria-busy", String(working));
+    busy.dataset.working = String(working);
+    cancelButton.hidden = !working;
+    const text = state === "scoring" ? "Scoring…" : state === "waking" ? WAKING : state;
+    if (busy.textContent !== text) busy.textContent = text; // a live region: said once, not at every retry
+  }
+
+  /** Milliseconds a Retry-After header asks to wait (seconds or an HTTP date), or null. */
+  function retryAfterMs(response) {
+    const value = (response.headers.get("Retry-After") || "").trim();
+    if (/^\d+$/.test(value)) return Number(value) * 1000;
+    const date = Date.parse(value);
+    return Number.isNaN(date) ? null : Math.max(0, date - Date.now());
+  }
+
+  /** How long to wait before attempt `attempt` + 1: Retry-After, kept sane, else 2, 4, 8, 15, 15… s. */
+  function delayMs(notYet, attempt) {
+    if (notYet.retryAfterMs !== null) return Math.min(Math.max(notYet.retryAfterMs, 1000), 30000);
+    return Math.min(2000 * 2 ** (attempt - 1), 15000);
+  }
+
+  function pause(ms, signal) {
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const timer = setTimeout(resolve, ms);
+      signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      }, { once: true });
+    });
   }
 
   /** The response body as JSON, or null when it is not JSON. */
@@ -126,6 +179,9 @@
         "Check that it is running and that you are connected, then try again.");
     }
     const message = apiMessage(body);
+    if (NOT_YET.has(response.status)) {
+      throw new NotYet(`HTTP ${response.status}${message ? `: ${message}` : ""}`, retryAfterMs(response));
+    }
     if (response.status >= 400 && response.status < 500) {
       throw new Shown(message || `The API refused the review (HTTP ${response.status}).`);
     }
@@ -139,32 +195,74 @@
     return body;
   }
 
-  let current = null; // the AbortController of the request in flight
+  /** One request, given at most `seconds`: a request that takes longer is "not yet" too. */
+  async function attempt(endpoint, review, signal, seconds) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new NotYet(`no answer within ${Math.round(seconds)} s`, null)),
+      seconds * 1000);
+    const stop = () => controller.abort(signal.reason);
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      return await requestVerdict(endpoint, review, controller.signal);
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", stop);
+    }
+  }
+
+  /** The verdict, asking again while the API says "not yet", for WAKE_SECONDS at most. */
+  async function verdictWhenAwake(endpoint, review, signal) {
+    const deadline = Date.now() + WAKE_SECONDS * 1000;
+    for (let count = 1; ; count += 1) {
+      const left = (deadline - Date.now()) / 1000;
+      try {
+        return await attempt(endpoint, review, signal, Math.max(1, Math.min(TIMEOUT_SECONDS, left)));
+      } catch (failure) {
+        if (!(failure instanceof NotYet)) throw failure;
+        const wait = delayMs(failure, count);
+        if (Date.now() + wait >= deadline) {
+          throw new Shown(`The model is still not ready after ${WAKE_SECONDS} seconds (last answer: ` +
+            `${failure.message.replace(/[.!]*$/, "")}). Your review is kept: try again in a few minutes.`);
+        }
+        setBusy("waking");
+        await pause(wait, signal);
+      }
+    }
+  }
+
+  let current = null; // the AbortController of the review being scored
 
   async function score() {
     if (current) current.abort(new DOMException("superseded", "AbortError"));
     const controller = new AbortController();
     current = controller;
-    const timer = setTimeout(
-      () => controller.abort(new Shown(`The API did not answer within ${TIMEOUT_SECONDS} seconds. Try again.`)),
-      TIMEOUT_SECONDS * 1000);
     const review = textarea.value;
-    setBusy(true);
+    setBusy("scoring");
+    let after = "";
     try {
       const endpoint = scoreEndpoint();
-      showVerdict(review, await requestVerdict(endpoint, review, controller.signal));
+      showVerdict(review, await verdictWhenAwake(endpoint, review, controller.signal));
     } catch (failure) {
       if (current !== controller) return; // a newer request took over
-      if (!(failure instanceof Shown)) throw failure;
-      showError(failure.message);
+      if (failure instanceof Cancelled) {
+        after = "Cancelled. Your review is still here: press Score review to try again.";
+      } else if (failure instanceof Shown) {
+        showError(failure.message);
+      } else {
+        throw failure;
+      }
     } finally {
-      clearTimeout(timer);
       if (current === controller) {
         current = null;
-        setBusy(false);
+        setBusy(after);
       }
     }
   }
+
+  cancelButton.addEventListener("click", () => {
+    if (current) current.abort(new Cancelled("cancelled"));
+    textarea.focus();
+  });
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();

@@ -1,6 +1,7 @@
 """critic serve: run all of Critic on this machine (what `make run` starts)."""
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -31,6 +32,16 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
     return parameters
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds from 0 to 3600")
+    return seconds
+
+
 def register(subparsers) -> None:
     from critic.local.stack import API_PORT_VARIABLE, AWS_PORT_VARIABLE, DEFAULT_API_PORT, DEFAULT_AWS_PORT
 
@@ -55,6 +66,13 @@ def register(subparsers) -> None:
                    help="override a template parameter (repeatable)")
     p.add_argument("--lambda-concurrency", type=int, default=4,
                    help="warm execution environments per function at most (default: %(default)s)")
+    p.add_argument("--endpoint-cold-start", type=_seconds, default=0.0, metavar="SECONDS",
+                   help="play a serverless endpoint's cold start: the first invocation after start-up (and after "
+                        "--endpoint-idle-timeout) is held SECONDS before it is served, as AWS holds it while the "
+                        "container starts (default: 0, always warm)")
+    p.add_argument("--endpoint-idle-timeout", type=_seconds, default=None, metavar="SECONDS",
+                   help="with --endpoint-cold-start: the endpoint is cold again after SECONDS without an invocation "
+                        "(default: never)")
     p.add_argument("--verbose", action="store_true", help="log every HTTP request")
     p.set_defaults(func=run)
 
@@ -83,7 +101,11 @@ def run(args) -> int:
         fresh=args.fresh,
         parameters=_parameters(args.parameter),
         lambda_concurrency=args.lambda_concurrency,
+        endpoint_cold_start=args.endpoint_cold_start,
+        endpoint_idle_timeout=args.endpoint_idle_timeout or None,
     )
+    if args.endpoint_idle_timeout and not args.endpoint_cold_start:
+        raise UsageError("--endpoint-idle-timeout needs --endpoint-cold-start SECONDS")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -12,6 +12,7 @@ protocols, so boto3 (and the Lambda handlers) talk to them unmodified.
 - SageMaker Runtime (REST-JSON, `POST /endpoints/<name>/invocations`):
   InvokeEndpoint through the model container; a container error becomes
   SageMaker's ModelError (HTTP 424) with OriginalStatusCode/OriginalMessage.
+  Optionally it plays a serverless endpoint's cold start (ColdStart).
 """
 from __future__ import annotations
 
@@ -439,14 +440,78 @@ def handle_sagemaker(jobs: TransformJobs, target: str, body: bytes) -> tuple[int
         return error.status, headers, json.dumps({"__type": error.code, "Message": error.message}).encode()
 
 
+class ColdStart:
+    """A serverless endpoint's cold start, played on the warm local model.
+
+    On AWS an idle serverless endpoint has no container: the invocation that
+    finds it so is held while SageMaker starts one and the model loads, and
+    answers once it is ready; invocations arriving meanwhile wait for the same
+    start. Here the endpoint is cold at start-up and again after `idle_timeout`
+    seconds without an invocation (None: never); the invocation that finds it
+    cold starts a warm-up of `seconds`, and every invocation waits until the
+    warm-up is over, then is served. A client that gives up first (the
+    RealtimeFunction's 8 s read timeout) gets its timeout, as on AWS, and the
+    warm-up goes on without it.
+
+    `clock` and `sleep` are injectable so tests play time instead of waiting.
+    """
+
+    def __init__(self, seconds: float, idle_timeout: float | None = None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] | None = None):
+        if seconds < 0 or (idle_timeout is not None and idle_timeout <= 0):
+            raise ValueError("a cold start is >= 0 seconds and an idle timeout > 0 seconds")
+        self.seconds = seconds
+        self.idle_timeout = idle_timeout
+        self._clock = clock
+        self._closing = threading.Event()
+        self._sleep = sleep or self._closing.wait  # stopping the stack ends the wait
+        self._lock = threading.Lock()
+        self._warm_at: float | None = None  # None: cold, no warm-up started
+        self._in_flight = 0
+        self._last_done = 0.0
+        self.cold_starts = 0  # how many warm-ups were started
+
+    def _cold(self, now: float) -> bool:
+        if self._warm_at is None:
+            return True
+        idle = self._in_flight == 0 and now >= self._warm_at and now - self._last_done >= (
+            self.idle_timeout if self.idle_timeout is not None else float("inf"))
+        return idle
+
+    def enter(self) -> float:
+        """Called as an invocation arrives: waits out a warm-up (starting one
+        if the endpoint is cold) and returns the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            if self._cold(now):
+                self._warm_at = now + self.seconds
+                self.cold_starts += 1
+                LOG.info("endpoint is cold: warming up for %.1f s (--endpoint-cold-start)", self.seconds)
+            self._in_flight += 1
+            delay = max(0.0, self._warm_at - now)
+        if delay:
+            self._sleep(delay)
+        return delay
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._last_done = self._clock()
+
+    def close(self) -> None:
+        self._closing.set()
+
+
 class Endpoint:
     """SageMaker Runtime's InvokeEndpoint for the endpoints of the template,
-    all served by the one model container."""
+    all served by the one model container (cold at times, with `cold_start`)."""
 
-    def __init__(self, names: Iterable[str], region: str, invoke: Callable[[bytes, str, str], Any]):
+    def __init__(self, names: Iterable[str], region: str, invoke: Callable[[bytes, str, str], Any],
+                 cold_start: ColdStart | None = None):
         self.names = set(names)
         self.region = region
         self.invoke = invoke
+        self.cold_start = cold_start
 
     def handle(self, name: str, body: bytes, content_type: str, accept: str) -> tuple[int, dict, bytes]:
         request_id = str(uuid.uuid4())
@@ -458,7 +523,14 @@ class Endpoint:
             return self._error(base, "ValidationError", 400,
                                f"Request payload of {len(body)} bytes exceeds the {INVOKE_LIMIT} byte limit "
                                "of InvokeEndpoint.")
-        result = self.invoke(body, content_type, accept)
+        if self.cold_start is None:
+            result = self.invoke(body, content_type, accept)
+        else:
+            self.cold_start.enter()
+            try:
+                result = self.invoke(body, content_type, accept)
+            finally:
+                self.cold_start.leave()
         if 200 <= result.status < 300:
             return 200, {**base, "Content-Type": result.content_type or "application/json",
                          "x-Amzn-Invoked-Production-Variant": "AllTraffic"}, result.body

@@ -32,7 +32,7 @@ from critic.local.api import HttpApiGateway
 from critic.local.aws import AwsEndpoint
 from critic.local.clients import local_client
 from critic.local.lambdas import AsyncInvoker, LambdaFunction, endpoint_variables, function_environment
-from critic.local.sagemaker import Endpoint, TransformJobs, state_change_event
+from critic.local.sagemaker import ColdStart, Endpoint, TransformJobs, state_change_event
 from critic.local.serving import KeepAliveHandler, Server
 from critic.local.ids import DEFAULT_REGION
 from critic.local.template import LocalStack, Rule, read_template
@@ -65,6 +65,8 @@ class StackOptions:
     model_workers: int = 2
     max_jobs: int = 2
     retry_delays: tuple[float, ...] = (1.0, 2.0)
+    endpoint_cold_start: float = 0.0  # seconds a cold endpoint holds invocations (0: always warm)
+    endpoint_idle_timeout: float | None = None  # seconds idle before it is cold again (None: never)
 
 
 def check_port(host: str, port: int, variable: str, flag: str) -> None:
@@ -91,6 +93,7 @@ class Stack:
         self.options = options
         self.template: LocalStack | None = None
         self.container = None
+        self.cold_start: ColdStart | None = None
         self.functions: dict[str, LambdaFunction] = {}
         self.servers: list[Server] = []
         self.jobs: TransformJobs | None = None
@@ -223,7 +226,9 @@ class Stack:
         self.jobs = TransformJobs(data / "transform-jobs", region, template.models,
                                   lambda: _S3ObjectStore(self.client("s3")), invoke_model,
                                   self._job_changed, options.max_jobs)
-        endpoint = Endpoint(template.endpoints, region, container.invoke)
+        if options.endpoint_cold_start > 0:
+            self.cold_start = ColdStart(options.endpoint_cold_start, options.endpoint_idle_timeout)
+        endpoint = Endpoint(template.endpoints, region, container.invoke, self.cold_start)
 
         # Servers.
         def after_s3_change(method: str) -> None:
@@ -262,6 +267,8 @@ class Stack:
             local_s3._listeners.remove(self._listener)
         if self.jobs:
             self.jobs.close()
+        if self.cold_start:
+            self.cold_start.close()  # invocations held by a warm-up end now
         for server in self.servers:
             server.stop()
         if self.invoker:
@@ -331,6 +338,10 @@ class Stack:
             lines.append(f"  Bucket         {name}   ({logical_id})")
         for endpoint in template.endpoints:
             lines.append(f"  Endpoint       {endpoint}   (model {self.options.artifact})")
+            if self.options.endpoint_cold_start > 0:
+                idle = self.options.endpoint_idle_timeout
+                lines.append(f"                   cold: the first invocation waits {self.options.endpoint_cold_start:g} s"
+                             + (f", and again after {idle:g} s idle" if idle else ""))
         for notification in template.s3_notifications:
             filt = " ".join(x for x in (notification.prefix and f"prefix {notification.prefix}",
                                         notification.suffix and f"suffix {notification.suffix}") if x)

@@ -11,11 +11,32 @@ Every other answer is JSON {"message": "..."}:
       or the endpoint rejected the request as invalid
   413 body over MAX_BODY_BYTES          415 content type not JSON or text
   422 the model could not score this review (e.g. nothing readable in it)
-  429 endpoint throttled (Retry-After)  502 model or endpoint failure, or
-                                            the connection dropped
-  503 endpoint not ready, unavailable or missing (Retry-After)
-  504 endpoint did not answer in time   404 any other route
-  500 anything unexpected (logged)
+  429/503/504 "not yet": see the table below (Retry-After)
+  502 model or endpoint failure, the endpoint missing, or the connection dropped
+  404 any other route                   500 anything unexpected (logged)
+
+A serverless endpoint that has been idle starts cold: SageMaker holds the
+request while it starts the container and the model loads (tens of seconds),
+or answers ModelNotReadyException. 429, 503 and 504 mean "not yet": the web
+page retries them for about 90 s, waiting Retry-After (every one carries
+it); an answer that means "broken" is never one of them. How SageMaker's answers map,
+conservatively (a cold endpoint is named only where SageMaker says so, or
+where a timeout most likely is one):
+
+  InvokeEndpoint answer                       meaning                        POST /score
+  ModelNotReadyException (any HTTP status,    the serverless variant's       503 "the model is warming
+    usually 429)                              resources are still being          up", Retry-After 5
+                                              provisioned (SageMaker's docs)
+  no answer within the read timeout, twice    a cold start holds the first   504 "may be warming up",
+    (ReadTimeoutError)                        request (or the model hangs)       Retry-After 5
+  ThrottlingException, TooManyRequests-       throttled (MaxConcurrency      429, Retry-After 2
+    Exception, a bare 429                     reached, or the account's rate)
+  ServiceUnavailable, a bare 503              SageMaker cannot serve now     503 "not ready", Retry-After 2
+  connect timeout                             SageMaker Runtime unreachable  504, Retry-After 2
+  ValidationError "... not found"             the endpoint does not exist    502, no Retry-After
+  ModelError (424), InternalFailure (500),    the container or SageMaker     502, no Retry-After
+    anything else                             failed
+  connection dropped                          network                        502, no Retry-After
 
 Environment: ENDPOINT_NAME, ALLOWED_ORIGIN, POWERTOOLS_SERVICE_NAME,
 POWERTOOLS_METRICS_NAMESPACE.
@@ -42,7 +63,9 @@ from contract.jsonreader import JSONInputError, loads as read_json
 
 MAX_BODY_BYTES = 256 * 1024  # far below a serverless endpoint's 4 MB payload limit
 JSON, TEXT = "application/json", "text/plain"
-RETRY_AFTER_SECONDS = 2
+RETRY_AFTER_SECONDS = 2  # throttled, or SageMaker briefly unavailable
+# A cold start takes tens of seconds: asking again sooner only spends an attempt.
+WARM_UP_RETRY_AFTER_SECONDS = 5
 
 ENDPOINT_NAME = os.environ["ENDPOINT_NAME"]
 
@@ -65,7 +88,7 @@ sagemaker_runtime = boto3.client(
 
 class ApiError(Exception):
     """An answer other than 200: status, a message for the client, and for
-    429/503 how long to wait before retrying."""
+    "not yet" (429/503/504) how long to wait before retrying."""
 
     def __init__(self, status: HTTPStatus, message: str, retry_after: int | None = None):
         super().__init__(message)
@@ -123,7 +146,12 @@ def _endpoint_error(error: ClientError) -> ApiError:
     if throttled or (status == 429 and code not in ("ModelNotReadyException", "ServiceUnavailable")):
         logger.warning("endpoint throttled", extra=details)
         return ApiError(HTTPStatus.TOO_MANY_REQUESTS, "too many requests; retry shortly", RETRY_AFTER_SECONDS)
-    if code in ("ModelNotReadyException", "ServiceUnavailable") or status == 503:  # also a bare 503
+    if code == "ModelNotReadyException":  # SageMaker says so: a serverless endpoint still starting
+        logger.warning("endpoint warming up", extra=details)
+        metrics.add_metric(name="EndpointWarmingUp", unit=MetricUnit.Count, value=1)
+        return ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "the model is warming up; retry shortly",
+                        WARM_UP_RETRY_AFTER_SECONDS)
+    if code == "ServiceUnavailable" or status == 503:  # also a bare 503
         logger.warning("endpoint unavailable", extra=details)
         return ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "the model is not ready; retry shortly", RETRY_AFTER_SECONDS)
     if code == "ModelError":
@@ -134,8 +162,9 @@ def _endpoint_error(error: ClientError) -> ApiError:
         })
         return ApiError(HTTPStatus.BAD_GATEWAY, "the model failed to score the review")
     if code == "ValidationError" and "not found" in message.lower():
+        # Broken, not cold: waiting does not bring a deleted endpoint back.
         logger.error("endpoint missing", extra=details)
-        return ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "the model is not available", RETRY_AFTER_SECONDS * 15)
+        return ApiError(HTTPStatus.BAD_GATEWAY, "the model endpoint is missing")
     if code == "ValidationError":
         logger.warning("endpoint rejected the request", extra=details)
         return ApiError(HTTPStatus.BAD_REQUEST, "the model endpoint rejected the request as invalid")
@@ -154,9 +183,16 @@ def invoke_model(review: str) -> dict:
         payload = response["Body"].read()
     except ClientError as error:
         raise _endpoint_error(error) from None
-    except (ReadTimeoutError, ConnectTimeoutError) as error:
-        logger.error("endpoint timed out", extra={"error": str(error)})
-        raise ApiError(HTTPStatus.GATEWAY_TIMEOUT, "the model did not answer in time") from None
+    except ReadTimeoutError as error:
+        # The model answers a warm call in milliseconds; two attempts without an
+        # answer are most likely a cold start holding the request.
+        logger.warning("endpoint did not answer in time (cold start?)", extra={"error": str(error)})
+        metrics.add_metric(name="EndpointWarmingUp", unit=MetricUnit.Count, value=1)
+        raise ApiError(HTTPStatus.GATEWAY_TIMEOUT, "the model did not answer in time; it may be warming up, "
+                       "retry shortly", WARM_UP_RETRY_AFTER_SECONDS) from None
+    except ConnectTimeoutError as error:  # SageMaker Runtime itself out of reach: not a cold endpoint
+        logger.error("endpoint unreachable in time", extra={"error": str(error)})
+        raise ApiError(HTTPStatus.GATEWAY_TIMEOUT, "the model did not answer in time", RETRY_AFTER_SECONDS) from None
     except BotoCoreError as error:
         logger.error("endpoint unreachable", extra={"error": str(error)})
         raise ApiError(HTTPStatus.BAD_GATEWAY, "the model endpoint is unreachable") from None

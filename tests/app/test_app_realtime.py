@@ -203,10 +203,10 @@ def test_no_cors_headers_without_an_origin(realtime, runtime, context):
         ("ModelError", "Received server error (500) from primary with message \"boom\". See https://... in account 123456789012",
          424, {"OriginalStatusCode": 500, "OriginalMessage": "boom"}, 502, None),
         ("ThrottlingException", "Rate exceeded", 400, {}, 429, "2"),
-        ("ModelNotReadyException", "Model is not ready", 429, {}, 503, "2"),
+        ("ModelNotReadyException", "Model is not ready", 429, {}, 503, "5"),  # a serverless endpoint starting
         ("ServiceUnavailable", "Service unavailable", 503, {}, 503, "2"),
         ("ServiceUnavailable", "Service unavailable", 429, {}, 503, "2"),  # found by make fuzz
-        ("ValidationError", "Endpoint critic-endpoint of account 123456789012 not found.", 400, {}, 503, "30"),
+        ("ValidationError", "Endpoint critic-endpoint of account 123456789012 not found.", 400, {}, 502, None),
         ("ValidationError", "1 validation error detected: Value at 'body' failed to satisfy constraint", 400, {}, 400, None),
         ("InternalFailure", "An internal error occurred", 500, {}, 502, None),
         ("InternalDependencyException", "Dependency failed", 530, {}, 502, None),
@@ -239,6 +239,42 @@ def test_transport_failures(realtime, context, monkeypatch, error, status):
 
     monkeypatch.setattr(realtime.sagemaker_runtime, "invoke_endpoint", fail)
     assert call(realtime, request('{"review": "a fine film"}'), context)[0] == status
+
+
+URL = "https://runtime.sagemaker.us-east-1.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    "outcome, status, message, retry_after",
+    [
+        # Cold: SageMaker says so, or holds the request past the read timeout.
+        (("ModelNotReadyException", "Model is not ready", 429), 503, "the model is warming up; retry shortly", "5"),
+        (ReadTimeoutError(endpoint_url=URL), 504,
+         "the model did not answer in time; it may be warming up, retry shortly", "5"),
+        # Busy or briefly unavailable: retry soon.
+        (("ThrottlingException", "Rate exceeded", 400), 429, "too many requests; retry shortly", "2"),
+        (("ServiceUnavailable", "Service unavailable", 503), 503, "the model is not ready; retry shortly", "2"),
+        (ConnectTimeoutError(endpoint_url=URL), 504, "the model did not answer in time", "2"),
+        # Broken: no Retry-After, so the page says so at once.
+        (("ValidationError", "Endpoint critic-endpoint of account 123456789012 not found.", 400), 502,
+         "the model endpoint is missing", None),
+        (("ModelError", "Received server error (500) from primary", 424), 502, "the model failed to score the review",
+         None),
+        (("InternalFailure", "An internal error occurred", 500), 502, "the model endpoint failed", None),
+    ],
+    ids=["model-not-ready", "read-timeout", "throttled", "service-unavailable", "connect-timeout", "missing",
+         "model-error", "internal-failure"],
+)
+def test_a_cold_endpoint_is_told_apart_from_a_broken_one(realtime, runtime, context, monkeypatch, outcome, status,
+                                                         message, retry_after):
+    if isinstance(outcome, Exception):
+        def fail(**_):
+            raise outcome
+        monkeypatch.setattr(realtime.sagemaker_runtime, "invoke_endpoint", fail)
+    else:
+        endpoint_error(runtime, *outcome)
+    got, body, headers = call(realtime, request('{"review": "a fine film"}'), context)
+    assert (got, body, headers.get("retry-after")) == (status, {"message": message}, retry_after)
 
 
 def test_a_review_the_model_cannot_score_is_422(realtime, runtime, context):

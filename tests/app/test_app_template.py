@@ -233,6 +233,50 @@ def test_outputs(template):
     assert {"ApiUrl", "InputBucketName", "OutputBucketName", "EndpointName"} <= set(template["Outputs"])
 
 
+def rule_holds(node, parameters: dict[str, str]) -> bool | str | list:
+    """A Rules expression of the template, evaluated as CloudFormation does
+    with the parameters given as strings."""
+    if isinstance(node, dict):
+        (key, value), = node.items()
+        if key == "Ref":
+            return parameters[value]
+        args = [rule_holds(v, parameters) for v in value]
+        return {"Fn::Equals": lambda a, b: str(a) == str(b), "Fn::Not": lambda a: not a,
+                "Fn::Or": lambda *a: any(a), "Fn::And": lambda *a: all(a),
+                "Fn::Contains": lambda values, v: str(v) in [str(x) for x in values]}[key](*args)
+    if isinstance(node, list):
+        return [rule_holds(v, parameters) for v in node]
+    return node
+
+
+def deployable(template: dict, **parameters) -> bool:
+    values = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()} | parameters
+    for rule in template["Rules"].values():
+        if "RuleCondition" in rule and not rule_holds(rule["RuleCondition"], values):
+            continue
+        if not all(rule_holds(a["Assert"], values) for a in rule["Assertions"]):
+            return False
+    return True
+
+
+def test_provisioned_concurrency_is_at_most_max_concurrency_and_only_serverless(template):
+    allowed = template["Parameters"]["ServerlessProvisionedConcurrency"]["AllowedValues"]
+    assert template["Parameters"]["ServerlessProvisionedConcurrency"]["Default"] == 0  # nothing billed while idle
+    maximum = template["Parameters"]["ServerlessMaxConcurrency"]
+    for provisioned in allowed:
+        for concurrency in range(maximum["MinValue"], maximum["MaxValue"] + 1):
+            assert deployable(template, ServerlessProvisionedConcurrency=str(provisioned),
+                              ServerlessMaxConcurrency=str(concurrency)) == (provisioned <= concurrency)
+        assert deployable(template, EndpointKind="provisioned", ServerlessProvisionedConcurrency=str(provisioned)) \
+            == (provisioned == 0)
+    config = template["Resources"]["EndpointConfig"]["Properties"]["ProductionVariants"][0]["ServerlessConfig"]
+    # 0 leaves the property out (SageMaker's minimum is 1); more sets it.
+    assert config["Fn::If"][1]["ProvisionedConcurrency"] == {
+        "Fn::If": ["KeepsEndpointWarm", {"Ref": "ServerlessProvisionedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert template["Conditions"]["KeepsEndpointWarm"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ServerlessProvisionedConcurrency"}, 0]}]}
+
+
 def test_every_checkov_skip_says_why(template):
     skips = [(name, skip) for name, r in template["Resources"].items()
              for skip in (r.get("Metadata", {}).get("checkov", {}).get("skip", []))]

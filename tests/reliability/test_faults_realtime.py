@@ -166,8 +166,9 @@ def test_a_healthy_endpoint_answers_through_the_socket(realtime, runtime, lambda
 def test_an_endpoint_that_answers_too_late_is_504(realtime, runtime, lambda_context):
     runtime.behaviour = "slow"
     status, body, headers = score(realtime, lambda_context)
-    assert (status, body) == (504, {"message": "the model did not answer in time"})
-    assert "retry-after" not in headers
+    # As a cold serverless endpoint holds the first request: "not yet", not "broken".
+    assert (status, body) == (504, {"message": "the model did not answer in time; it may be warming up, retry shortly"})
+    assert headers["retry-after"] == "5"
     # Each attempt waited one read timeout; there were exactly the attempts allowed.
     assert len(runtime.requests) == attempts_allowed(realtime) == 2
 
@@ -209,21 +210,21 @@ def test_a_failing_endpoint_gets_its_documented_answer(realtime, runtime, lambda
 @pytest.mark.parametrize("status, headers, payload, answer, attempts", [
     # What SageMaker Runtime sends when throttled: HTTP 400, ThrottlingException.
     (400, {**JSON, SAGEMAKER_ERROR: "ThrottlingException:http://internal.amazon.com/coral/com.amazon.coral.availability/"},
-     b'{"message": "Rate exceeded"}', (429, "too many requests; retry shortly"), 2),
+     b'{"message": "Rate exceeded"}', (429, "too many requests; retry shortly", "2"), 2),
     (400, JSON, b'{"__type": "ThrottlingException", "message": "Rate exceeded"}',
-     (429, "too many requests; retry shortly"), 2),
+     (429, "too many requests; retry shortly", "2"), 2),
     # A bare 429 (a proxy, or a throttle with no error name): retried, then 429.
-    (429, {}, b"", (429, "too many requests; retry shortly"), 2),
+    (429, {}, b"", (429, "too many requests; retry shortly", "2"), 2),
     # 429 is also how a serverless endpoint says it is still starting: 503, not retried.
     (429, {**JSON, SAGEMAKER_ERROR: "ModelNotReadyException"}, b'{"message": "Model is not ready"}',
-     (503, "the model is not ready; retry shortly"), 1),
+     (503, "the model is warming up; retry shortly", "5"), 1),
 ], ids=["400-throttling-header", "400-throttling-body", "429-bare", "429-model-not-ready"])
 def test_a_throttling_endpoint_gets_its_documented_answer(realtime, runtime, lambda_context, status, headers, payload,
                                                           answer, attempts):
     runtime.behaviour = ("answer", status, headers, payload)
     got, body, response_headers = score(realtime, lambda_context)
     assert (got, body) == (answer[0], {"message": answer[1]})
-    assert response_headers["retry-after"] == "2"
+    assert response_headers["retry-after"] == answer[2]
     assert len(runtime.requests) == attempts <= attempts_allowed(realtime)
 
 

@@ -27,7 +27,7 @@ from app_support import handler_environment, load_event
 from hostile_json import DOCUMENTS
 
 DOCUMENTED = {200, 400, 404, 413, 415, 422, 429, 502, 503, 504}
-RETRY = {429, 503}
+RETRY = {429, 503, 504}  # "not yet": the page retries them
 NO_MODEL_CALL = {400, 404, 413, 415}
 URL = "https://runtime.sagemaker.us-east-1.amazonaws.com"
 
@@ -156,11 +156,13 @@ def expected_status(outcome) -> set[int]:
     if kind == "transport":
         return {504} if isinstance(value, (ReadTimeoutError, ConnectTimeoutError)) else {502}
     if kind == "error":
-        code, _, status = value
+        code, message, status = value
         if code in ("ThrottlingException", "TooManyRequestsException"):
             return {429}
         if code in ("ModelNotReadyException", "ServiceUnavailable"):
             return {503}
+        if code == "ValidationError" and "not found" in message.lower() and status not in (429, 503):
+            return {502}  # a missing endpoint is broken, not cold
         return {429} if status == 429 else {400, 502, 503}
     if isinstance(value, dict) and isinstance(value.get("error"), str) and set(value) == {"error"}:
         return {422}

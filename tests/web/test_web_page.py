@@ -7,6 +7,7 @@ under test-output/web/ (or $CRITIC_TEST_OUTPUT/web/).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -85,19 +86,15 @@ class Stack:
     shipped: bool
 
 
-@pytest.fixture(scope="module")
-def stack(request, repo_root, tmp_path_factory):
-    """`critic serve` on free ports with a temporary data folder, serving the
-    shipped model when it exists (else the tiny test model)."""
-    shipped = critic.SHIPPED_ARTIFACT.is_file()
-    artifact = critic.SHIPPED_ARTIFACT if shipped else request.getfixturevalue("tiny_artifact")
-    folder = tmp_path_factory.mktemp("web-stack")
+@contextlib.contextmanager
+def serve(repo_root: Path, folder: Path, artifact: Path, *extra: str):
+    """`critic serve` on free ports with a data folder under `folder`: yields the API's URL."""
     api_port, aws_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CRITIC_"))}
     log = open(folder / "serve.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "critic", "serve", "--artifact", str(artifact), "--data", str(folder / "data"),
-         "--fresh", "--api-port", str(api_port), "--aws-port", str(aws_port)],
+         "--fresh", "--api-port", str(api_port), "--aws-port", str(aws_port), *extra],
         cwd=repo_root, env=env, stdout=subprocess.PIPE, stderr=log)
     ready = threading.Event()
 
@@ -111,7 +108,7 @@ def stack(request, repo_root, tmp_path_factory):
     try:
         if not ready.wait(START_TIMEOUT) or process.poll() is not None:
             raise AssertionError("critic serve did not start:\n" + (folder / "serve.log").read_text()[-3000:])
-        yield Stack(f"http://127.0.0.1:{api_port}", shipped)
+        yield f"http://127.0.0.1:{api_port}"
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -120,6 +117,16 @@ def stack(request, repo_root, tmp_path_factory):
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def stack(request, repo_root, tmp_path_factory):
+    """`critic serve` on free ports with a temporary data folder, serving the
+    shipped model when it exists (else the tiny test model)."""
+    shipped = critic.SHIPPED_ARTIFACT.is_file()
+    artifact = critic.SHIPPED_ARTIFACT if shipped else request.getfixturevalue("tiny_artifact")
+    with serve(repo_root, tmp_path_factory.mktemp("web-stack"), artifact) as url:
+        yield Stack(url, shipped)
 
 
 @dataclass
@@ -155,7 +162,8 @@ def open_page(browser, stack):
     """open_page(query="") -> (page, watch): the page as served by the local stack."""
     contexts = []
 
-    def open_(query: str = "", extra_origins: tuple[str, ...] = (), base: str | None = None) -> tuple[Page, Watch]:
+    def open_(query: str = "", extra_origins: tuple[str, ...] = (), base: str | None = None,
+              played_clock: bool = False) -> tuple[Page, Watch]:
         context = browser.new_context(viewport=DESKTOP, reduced_motion="reduce")
         contexts.append(context)
         context.add_init_script(
@@ -163,6 +171,8 @@ def open_page(browser, stack):
             "document.addEventListener('securitypolicyviolation', e =>"
             " window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
         page = context.new_page()
+        if played_clock:  # the page's timers and Date move only when the test runs the clock
+            page.clock.install()
         watch = Watch(origins={stack.url, *extra_origins})
         watch.attach(page)
         page.goto(f"{base or stack.url}/{query}")
@@ -327,15 +337,15 @@ def test_loading_state_while_the_api_works(stack, open_page, snap):
 
 
 @pytest.mark.parametrize("status, content_type, body, shown", [
-    (503, "text/html", "<h1>Service Unavailable</h1>", "The API failed (HTTP 503). Try again in a moment."),
-    (503, "application/json", '{"message": "The model is starting."}',
-     "The API failed (HTTP 503): The model is starting. Try again in a moment."),
+    (500, "text/html", "<h1>Internal Server Error</h1>", "The API failed (HTTP 500). Try again in a moment."),
+    (502, "application/json", '{"message": "The model endpoint is missing."}',
+     "The API failed (HTTP 502): The model endpoint is missing. Try again in a moment."),
     (200, "application/json", '{"label": "<b>great</b>", "score": 2}',
      "The API answered, but not with a verdict this page understands."),
-], ids=["html-503", "json-503", "bad-200"])
+], ids=["html-500", "json-502", "bad-200"])
 def test_odd_answers_are_explained_and_never_rendered(stack, open_page, status, content_type, body, shown):
     """Answers the local stack cannot be made to give (a gateway's HTML page, a
-    cold endpoint, a broken answer), put in its place by the browser."""
+    broken endpoint, a broken answer), put in its place by the browser."""
     page, watch = open_page()
     page.route("**/score", lambda route: route.fulfill(status=status, content_type=content_type, body=body))
     review_box(page).fill(POSITIVE_REVIEW)
@@ -395,3 +405,119 @@ def test_page_declares_a_strict_policy_and_loads_only_its_own_files(stack, open_
     assert refused
     page.evaluate("window.__cspViolations = []")  # the probe above is reported as a violation
     watch.check(page, allowed_console=(r"TrustedHTML",))
+
+
+# ------------------------------------------------------------ a cold endpoint
+
+WAKING = "Waking the model up: this can take up to a minute the first time."
+COLD_START = 20  # seconds: longer than the RealtimeFunction's two 8 s attempts, so the first answer is a 504
+
+
+def score_requests(watch: Watch) -> int:
+    return sum(1 for url in watch.requests if url.endswith("/score"))
+
+
+def wait_for_requests(page: Page, watch: Watch, count: int) -> None:
+    for _ in range(600):  # until the page's request has reached Playwright
+        if score_requests(watch) >= count:
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"{score_requests(watch)} requests to /score, expected {count}")
+
+
+def test_a_cold_endpoint_wakes_up_while_the_page_waits(repo_root, tmp_path, request, open_page, snap):
+    """`critic serve --endpoint-cold-start 20`: the first InvokeEndpoint is held
+    past the RealtimeFunction's read timeout (504 with Retry-After, as on AWS);
+    the page says it is waking the model up and shows the verdict when it
+    comes, with nothing else done by the person."""
+    shipped = critic.SHIPPED_ARTIFACT.is_file()
+    artifact = critic.SHIPPED_ARTIFACT if shipped else request.getfixturevalue("tiny_artifact")
+    with serve(repo_root, tmp_path, artifact, "--endpoint-cold-start", str(COLD_START)) as cold:
+        page, watch = open_page(base=cold, extra_origins=(cold,))
+        review_box(page).fill(POSITIVE_REVIEW)
+        submit(page).click()
+        expect(page.locator("#busy")).to_have_text(WAKING)
+        expect(page.get_by_role("button", name="Cancel")).to_be_visible()
+        expect(page.locator("#verdict")).to_have_attribute("aria-busy", "true")
+        snap(page, "cold-waking")
+        expect(page.locator("#verdict-label")).not_to_be_empty()
+        _, answer = post_score(cold, POSITIVE_REVIEW)  # warm now: the same verdict at once
+        shows_verdict(page, answer["label"], answer["score"])
+        expect(page.locator("#busy")).to_be_empty()
+        expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
+        expect(page.get_by_role("alert")).to_be_empty()
+        assert score_requests(watch) >= 2  # the first answer was "not yet"
+        snap(page, "cold-woken")
+        watch.check(page, allowed_console=(r"Failed to load resource: .* 50[34]",))
+
+
+def not_yet_then(answers: list[tuple[int, dict, str]]):
+    """A route handler answering /score with `answers` in turn (the last one repeated)."""
+    def handle(route):
+        status, headers, body = answers.pop(0) if len(answers) > 1 else answers[0]
+        route.fulfill(status=status, headers={"Content-Type": "application/json", **headers}, body=body)
+    return handle
+
+
+VERDICT = (200, {}, '{"label": "positive", "score": 0.9}')
+
+
+def test_the_page_waits_as_long_as_retry_after_says(stack, open_page):
+    page, watch = open_page(played_clock=True)
+    page.route("**/score", not_yet_then([(429, {"Retry-After": "7"}, '{"message": "too many requests"}'), VERDICT]))
+    review_box(page).fill(POSITIVE_REVIEW)
+    submit(page).click()
+    expect(page.locator("#busy")).to_have_text(WAKING)
+    page.clock.run_for(6_500)
+    assert score_requests(watch) == 1  # not before the 7 s it was asked to wait
+    page.clock.run_for(1_000)
+    wait_for_requests(page, watch, 2)
+    shows_verdict(page, "positive", 0.9)
+    watch.check(page, allowed_console=(r"Failed to load resource: .* 429",))
+
+
+def test_cancel_stops_the_retries_and_keeps_the_review(stack, open_page, snap):
+    page, watch = open_page(played_clock=True)
+    page.route("**/score", not_yet_then([(503, {"Retry-After": "5"}, '{"message": "the model is warming up"}')]))
+    review_box(page).fill(NEGATIVE_REVIEW)
+    submit(page).click()
+    expect(page.locator("#busy")).to_have_text(WAKING)
+    page.clock.run_for(5_500)
+    wait_for_requests(page, watch, 2)
+    expect(page.locator("#busy")).to_have_text(WAKING)
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#busy")).to_have_text(
+        "Cancelled. Your review is still here: press Score review to try again.")
+    expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
+    expect(page.locator("#verdict")).to_have_attribute("aria-busy", "false")
+    expect(review_box(page)).to_be_focused()  # back to the review, to edit it or send it again
+    asked = score_requests(watch)
+    page.clock.run_for(120_000)  # past every retry the page could have had in mind
+    page.evaluate("0")  # a round trip: anything the page would have sent, it has
+    assert score_requests(watch) == asked
+    expect(review_box(page)).to_have_value(NEGATIVE_REVIEW)
+    expect(page.get_by_role("alert")).to_be_empty()
+    snap(page, "cold-cancelled")
+    watch.check(page, allowed_console=(r"Failed to load resource: .* 503",))
+
+
+def test_the_page_gives_up_after_about_90_seconds(stack, open_page, snap):
+    page, watch = open_page(played_clock=True)
+    page.route("**/score", not_yet_then([(504, {}, '{"message": "the model did not answer in time"}')]))
+    review_box(page).fill(POSITIVE_REVIEW)
+    submit(page).click()
+    expect(page.locator("#busy")).to_have_text(WAKING)
+    for _ in range(60):  # played time, 2 s at a time: each retry is sent before the next one is due
+        if page.get_by_role("alert").text_content():
+            break
+        page.clock.run_for(2_000)
+        page.evaluate("0")  # a round trip, so the page's fetches are answered
+    expect(page.get_by_role("alert")).to_have_text(
+        "The model is still not ready after 90 seconds (last answer: HTTP 504: the model did not answer in "
+        "time). Your review is kept: try again in a few minutes.")
+    expect(page.locator("#busy")).to_be_empty()
+    expect(review_box(page)).to_have_value(POSITIVE_REVIEW)
+    # Backing off without Retry-After: 2, 4, 8, 15, 15... s, so a handful of attempts, not a flood.
+    assert 4 <= score_requests(watch) <= 10
+    snap(page, "cold-gave-up")
+    watch.check(page, allowed_console=(r"Failed to load resource: .* 504",))
