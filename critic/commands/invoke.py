@@ -3,13 +3,13 @@ event, like `sam local invoke` but without Docker."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 import urllib.request
 from pathlib import Path
 
 from contract.jsonreader import JSONInputError, loads as read_json
 from critic import REPO_ROOT
+from critic.commands.options import local_aws_url, template_parameters
 from critic.errors import UsageError
 
 
@@ -35,12 +35,6 @@ def register(subparsers) -> None:
                    help="host the endpoint URLs in --write-env-vars use (127.0.0.1 with "
                         "`sam local invoke --docker-network host`; host.docker.internal with Docker Desktop)")
     p.set_defaults(func=run)
-
-
-def default_aws_url() -> str:
-    from critic.local.stack import AWS_PORT_VARIABLE, DEFAULT_AWS_PORT
-
-    return f"http://127.0.0.1:{os.environ.get(AWS_PORT_VARIABLE) or DEFAULT_AWS_PORT}"
 
 
 def _read_event(source: str | None):
@@ -76,15 +70,14 @@ def env_vars_file(template, aws_url: str) -> dict:
 
 
 def run(args) -> int:
-    from critic.commands.serve import _parameters
     from critic.local.lambdas import LambdaFunction, endpoint_variables, function_environment
     from critic.local.template import TemplateError, read_template
 
     try:
-        template = read_template(args.template, parameters=_parameters(args.parameter))
+        template = read_template(args.template, parameters=template_parameters(args.parameter))
     except TemplateError as error:
         raise UsageError(str(error)) from None
-    aws_url = (args.aws_url or default_aws_url()).rstrip("/")
+    aws_url = (args.aws_url or local_aws_url()).rstrip("/")
 
     if args.write_env_vars:
         port = aws_url.rsplit(":", 1)[-1]

@@ -78,9 +78,9 @@ def run(args) -> int:
 
     from batch import jobs
     from critic.local.transform import output_key
-    from critic.commands.invoke import default_aws_url
+    from critic.commands.options import local_aws_url
 
-    info = _stack_info((args.aws_url or default_aws_url()).rstrip("/"))
+    info = _stack_info((args.aws_url or local_aws_url()).rstrip("/"))
     for path in args.files:
         if not path.is_file():
             raise UsageError(f"{path}: no such file")

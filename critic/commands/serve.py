@@ -3,33 +3,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
 from critic import REPO_ROOT, SHIPPED_ARTIFACT
+from critic.commands.options import port_from_environment, template_parameters
 from critic.errors import UsageError
-
-
-def _port(variable: str, default: int) -> int:
-    value = os.environ.get(variable)
-    if not value:
-        return default
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        raise UsageError(f"{variable}={value} is not a port number")
-    return int(value)
-
-
-def _parameters(pairs: list[str]) -> dict[str, str]:
-    parameters = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--parameter {pair}: expected NAME=VALUE")
-        parameters[name] = value
-    return parameters
 
 
 def _seconds(value: str) -> float:
@@ -96,10 +77,10 @@ def run(args) -> int:
         template=args.template,
         artifact=args.artifact,
         data_dir=args.data.resolve(),
-        aws_port=args.aws_port or _port(AWS_PORT_VARIABLE, DEFAULT_AWS_PORT),
-        api_port=args.api_port or _port(API_PORT_VARIABLE, DEFAULT_API_PORT),
+        aws_port=args.aws_port or port_from_environment(AWS_PORT_VARIABLE, DEFAULT_AWS_PORT),
+        api_port=args.api_port or port_from_environment(API_PORT_VARIABLE, DEFAULT_API_PORT),
         fresh=args.fresh,
-        parameters=_parameters(args.parameter),
+        parameters=template_parameters(args.parameter),
         lambda_concurrency=args.lambda_concurrency,
         endpoint_cold_start=args.endpoint_cold_start,
         endpoint_idle_timeout=args.endpoint_idle_timeout or None,
