@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
 from contract.jsonreader import loads as read_json
+from contract.locations import OUTPUT_SUFFIX, parse_s3_uri, transform_output_key  # noqa: F401 - part of this module's API
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,6 @@ FORMATS: dict[str, InputFormat] = {
     ".csv": InputFormat(".csv", "text/csv", "text/csv", join_input=True),
 }
 INPUT_SUFFIXES = tuple(FORMATS)  # also the S3 notification filters in template.yaml (case-sensitive)
-OUTPUT_SUFFIX = ".out"  # SageMaker's own: <S3OutputPath>/<input file name>.out
 STATUS_SUFFIX = ".status.json"
 
 # Each mini-batch the job sends to the model is at most this big (a record
@@ -166,23 +166,10 @@ def output_path(output_bucket: str, key: str) -> str:
     return f"s3://{output_bucket}/{folder}" if folder else f"s3://{output_bucket}"
 
 
-def output_key(key: str) -> str:
-    return key + OUTPUT_SUFFIX
-
-
 def status_key(result_key: str) -> str:
     """The status record beside a job's result: `<key>.out` -> `<key>.status.json`."""
     base = result_key[: -len(OUTPUT_SUFFIX)] if result_key.endswith(OUTPUT_SUFFIX) else result_key
     return base + STATUS_SUFFIX
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an S3 URI: {uri!r}")
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    if not bucket:
-        raise ValueError(f"not an S3 URI: {uri!r}")
-    return bucket, key
 
 
 def output_location(input_uri: str, s3_output_path: str) -> tuple[str, str]:
@@ -190,9 +177,7 @@ def output_location(input_uri: str, s3_output_path: str) -> tuple[str, str]:
     S3OutputPath, then the input's file name, then ".out"."""
     _, key = parse_s3_uri(input_uri)
     bucket, prefix = parse_s3_uri(s3_output_path)
-    name = posixpath.basename(key) + OUTPUT_SUFFIX
-    prefix = prefix.strip("/")
-    return bucket, f"{prefix}/{name}" if prefix else name
+    return bucket, transform_output_key(key, key, prefix)  # the job's input prefix is the object's key
 
 
 def transform_job_request(

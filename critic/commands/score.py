@@ -77,7 +77,7 @@ def run(args) -> int:
     from botocore.exceptions import ClientError
 
     from batch import jobs
-    from critic.local.transform import output_key
+    from contract.locations import transform_output_key
     from critic.commands.options import local_aws_url
 
     info = _stack_info((args.aws_url or local_aws_url()).rstrip("/"))
@@ -135,7 +135,7 @@ def run(args) -> int:
                     source = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
                     bucket, input_prefix = jobs.parse_s3_uri(source)
                     out_bucket, out_prefix = jobs.parse_s3_uri(job["TransformOutput"]["S3OutputPath"])
-                    result_key = output_key(upload.key, input_prefix, out_prefix)
+                    result_key = transform_output_key(upload.key, input_prefix, out_prefix)
                     upload.output = _download(s3, out_bucket, result_key, upload.path, args.out)
         if pending:
             time.sleep(POLL_SECONDS)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from contract.locations import parse_s3_uri
 from critic.errors import UsageError
 from critic.deploy.aws import AwsError, error_code, say
 
@@ -143,9 +144,11 @@ def empty_and_delete(s3, bucket: str, account: str) -> bool:
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
-        raise UsageError(f"{uri} is not an s3://bucket/key URI")
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not bucket or not key:
+    """(bucket, key) of an object's s3:// URI, or a UsageError."""
+    try:
+        bucket, key = parse_s3_uri(uri)
+    except ValueError:
+        key = ""
+    if not key:
         raise UsageError(f"{uri} is not an s3://bucket/key URI")
     return bucket, key

@@ -355,12 +355,3 @@ def assemble(
         processing.joined(record, result, first_number + offset) + ending
         for offset, (record, result) in enumerate(zip(batch, results))
     )
-
-
-def output_key(input_key: str, input_prefix: str, output_prefix: str) -> str:
-    """Where SageMaker writes the result of input_key: the output prefix, then
-    the input key's path below the input prefix's folder, then ".out"."""
-    folder = input_prefix[: input_prefix.rfind("/") + 1] if "/" in input_prefix else ""
-    relative = input_key[len(folder):]
-    prefix = output_prefix.strip("/")
-    return f"{prefix}/{relative}.out" if prefix else f"{relative}.out"

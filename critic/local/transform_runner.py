@@ -23,19 +23,21 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Callable, Protocol
-from urllib.parse import urlparse
 
 from batch.jobs import readable_reason
+from contract.locations import parse_s3_uri, transform_output_key
 from critic.local.transform import (
     DataProcessing,
     TransformError,
     assemble,
     mini_batches,
-    output_key,
     payload,
     split_records,
 )
 from contract.jsonreader import JSONInputError, loads as read_json
+
+# CreateTransformJob takes an S3Uri as s3:// or https://.
+S3URI_SCHEMES = ("s3", "https")
 
 LOG = logging.getLogger("critic.transform")
 
@@ -82,13 +84,6 @@ def _answer_message(body: bytes) -> str:
     else:
         text = body.decode("utf-8", "replace")
     return (readable_reason(text) or "(no message)")[:400]
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("s3", "https") or not parsed.netloc:
-        raise ValueError(f"not an S3 URI: {uri}")
-    return parsed.netloc, parsed.path.lstrip("/")
 
 
 @dataclass
@@ -156,8 +151,8 @@ class TransformRunner:
     def run(self) -> list[str]:
         """Transform every input object; return the output URIs. Raises
         JobStopped, or JobFailed with the FailureReason."""
-        bucket, prefix = parse_s3_uri(self.job.input_uri)
-        out_bucket, out_prefix = parse_s3_uri(self.job.output_uri)
+        bucket, prefix = parse_s3_uri(self.job.input_uri, S3URI_SCHEMES)
+        out_bucket, out_prefix = parse_s3_uri(self.job.output_uri, S3URI_SCHEMES)
         keys = [key for key in self.store.list_keys(bucket, prefix) if not key.endswith("/")]
         if not keys:
             raise JobFailed(
@@ -167,7 +162,7 @@ class TransformRunner:
             )
         outputs, failures = [], []
         for key in keys:
-            target = output_key(key, prefix, out_prefix)
+            target = transform_output_key(key, prefix, out_prefix)
             try:
                 self._transform_object(bucket, key, out_bucket, target)
                 outputs.append(f"s3://{out_bucket}/{target}")

@@ -17,9 +17,9 @@ from critic.local.transform import (
     TransformError,
     assemble,
     mini_batches,
-    output_key,
     split_records,
 )
+from contract.locations import transform_output_key as output_key
 
 
 # --------------------------------------------------------------------------- #
