@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
 from contract.jsonreader import loads as read_json
+from contract.media import CSV, JSONLINES, TEXT
 from contract.locations import OUTPUT_SUFFIX, parse_s3_uri, transform_output_key  # noqa: F401 - part of this module's API
 
 
@@ -44,9 +45,9 @@ class InputFormat:
 
 
 FORMATS: dict[str, InputFormat] = {
-    ".txt": InputFormat(".txt", "text/plain", "application/jsonlines", join_input=False),
-    ".jsonl": InputFormat(".jsonl", "application/jsonlines", "application/jsonlines", join_input=True),
-    ".csv": InputFormat(".csv", "text/csv", "text/csv", join_input=True),
+    ".txt": InputFormat(".txt", TEXT, JSONLINES, join_input=False),
+    ".jsonl": InputFormat(".jsonl", JSONLINES, JSONLINES, join_input=True),
+    ".csv": InputFormat(".csv", CSV, CSV, join_input=True),
 }
 INPUT_SUFFIXES = tuple(FORMATS)  # also the S3 notification filters in template.yaml (case-sensitive)
 STATUS_SUFFIX = ".status.json"
@@ -265,7 +266,7 @@ def count_results(lines: Iterable[bytes], fmt: InputFormat) -> Counts:
     for line in lines:
         counts.records += 1
         try:
-            scored = _scored_csv(line) if fmt.accept == "text/csv" else _scored_json(line, fmt.join_input)
+            scored = _scored_csv(line) if fmt.accept == CSV else _scored_json(line, fmt.join_input)
         except (ValueError, UnicodeDecodeError, csv.Error):
             scored = False
         if scored:

@@ -37,12 +37,10 @@ from http import HTTPStatus
 from sagemaker_inference.errors import BaseInferenceToolkitError
 
 from contract.jsonreader import JSONInputError, loads as read_json
+from contract.media import CSV, JSON, JSONLINES, TEXT, canonical_media_type
 from model.preprocess import ReviewError, decode, tokenize
 from model.scorer import Scorer
 
-JSON, JSONLINES, CSV, TEXT = "application/json", "application/jsonlines", "text/csv", "text/plain"
-# Other names clients use for JSON Lines.
-_ALIASES = {"application/x-jsonlines": JSONLINES, "application/jsonl": JSONLINES, "application/x-ndjson": JSONLINES}
 CONTENT_TYPES = (JSON, TEXT, JSONLINES, CSV)
 ACCEPT_TYPES = (JSON, JSONLINES, CSV)
 
@@ -60,11 +58,6 @@ class Records:
     reviews: list  # str for a review to score, ReviewError for one that cannot be
     single: bool = False  # an application/json request: answer with one object
     refusal: Refusal | None = None  # the request is refused: no record is scored
-
-
-def _media_type(header: str | None) -> str:
-    media = (header or "").split(";")[0].strip().lower()
-    return _ALIASES.get(media, media)
 
 
 def _refused(status: int, message: str) -> Records:
@@ -126,7 +119,7 @@ _LINE_PARSERS = {TEXT: _textline, JSONLINES: _jsonline, CSV: _csvline}
 
 
 def input_fn(body: str | bytes, content_type: str) -> Records:
-    media = _media_type(content_type)
+    media = canonical_media_type(content_type)
     if media == JSON:
         try:
             return Records([_review_from_object(read_json(decode(body)))], single=True)
@@ -178,7 +171,7 @@ def _csv_row(result: dict) -> str:
 def output_fn(results: Records, accept: str, context=None):
     if results.refusal is not None:
         return _answer_refusal(results.refusal, context)
-    media = next((m for m in map(_media_type, (accept or JSON).split(",")) if m in ACCEPT_TYPES or m == "*/*"), None)
+    media = next((m for m in map(canonical_media_type, (accept or JSON).split(",")) if m in ACCEPT_TYPES or m == "*/*"), None)
     if media is None:
         return _answer_refusal(
             Refusal(406, f"unsupported accept type {accept!r}; use one of {', '.join(ACCEPT_TYPES)}"), context

@@ -33,18 +33,14 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from contract.jsonreader import JSONInputError, loads as read_json
+from contract.media import CSV, JSON, JSONLINES, JSONLINES_ALIASES, media_type
 
 MB = 1024 * 1024
-CSV = "text/csv"
-JSON_TYPES = ("application/json", "application/jsonlines", "application/x-jsonlines", "application/jsonl")
+JSON_TYPES = (JSON, JSONLINES, *JSONLINES_ALIASES)  # SageMaker's DataProcessing reads these as JSON
 
 
 class TransformError(Exception):
     """A problem that fails the transform of one input object."""
-
-
-def media_type(header: str | None) -> str:
-    return (header or "").split(";")[0].strip().lower()
 
 
 # --------------------------------------------------------------------------- #

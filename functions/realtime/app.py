@@ -60,9 +60,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
 from contract.jsonreader import JSONInputError, loads as read_json
+from contract.media import JSON, TEXT, charset, media_type
 
 MAX_BODY_BYTES = 256 * 1024  # far below a serverless endpoint's 4 MB payload limit
-JSON, TEXT = "application/json", "text/plain"
 RETRY_AFTER_SECONDS = 2  # throttled, or SageMaker briefly unavailable
 # A cold start takes tens of seconds: asking again sooner only spends an attempt.
 WARM_UP_RETRY_AFTER_SECONDS = 5
@@ -97,22 +97,12 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
 
-def _media_type(header: str | None) -> tuple[str, str | None]:
-    """(media type, charset) of a Content-Type header, both lowercase."""
-    media, *params = (header or "").split(";")
-    charset = None
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip('"').lower()
-    return media.strip().lower(), charset
-
-
 def read_review(event: APIGatewayProxyEventV2) -> str:
-    media, charset = _media_type(event.headers.get("content-type"))
+    content_type = event.headers.get("content-type")
+    media, encoding = media_type(content_type), charset(content_type)
     if media not in (JSON, TEXT):
         raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type must be {JSON} or {TEXT}")
-    if charset not in (None, "utf-8", "utf8", "us-ascii"):
+    if encoding not in (None, "utf-8", "utf8", "us-ascii"):
         raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the body must be UTF-8")
     try:
         body = event.decoded_body or ""

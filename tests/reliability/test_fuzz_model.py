@@ -14,6 +14,7 @@ from hypothesis import given, settings, strategies as st
 from sagemaker_inference.errors import BaseInferenceToolkitError
 
 from hostile_json import DOCUMENTS, JSON_LINES
+from contract.media import canonical_media_type
 from model import inference
 from model.preprocess import MAX_CHARS, ReviewError, tokenize
 
@@ -139,7 +140,7 @@ def run_handler(scorer, body, content_type, accept):
 @given(body=BODIES, content_type=CONTENT_TYPES, accept=ACCEPTS)
 def test_fuzz_inference_answers_every_record(tiny_scorer, body, content_type, accept):
     outcome = run_handler(tiny_scorer, body, content_type, accept)
-    media = inference._media_type(content_type)
+    media = canonical_media_type(content_type)
     if outcome is None:
         return
     records, out, out_type = outcome
