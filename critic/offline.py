@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from critic import SHIPPED_ARTIFACT
+from critic.errors import UsageError
 
 CHUNK_LINES = 512
 _scorer = None
+_load_error: Exception | None = None
 
 
 def unpack(artifact: str | Path | None) -> tuple[Path, tempfile.TemporaryDirectory]:
@@ -29,19 +31,34 @@ def unpack(artifact: str | Path | None) -> tuple[Path, tempfile.TemporaryDirecto
     return extract(artifact, Path(tmp.name)), tmp
 
 
-def _init_worker(model_dir: str, threads: int) -> None:
+def _load(model_dir: str, threads: int) -> None:
     global _scorer
-    import torch
+    try:
+        import torch
 
-    from model.inference import model_fn
+        from model.inference import model_fn
 
-    torch.set_num_threads(threads)
-    _scorer = model_fn(model_dir)
+        torch.set_num_threads(threads)
+        _scorer = model_fn(model_dir)
+    except Exception as error:  # noqa: BLE001 - any failure to load is the user's to see, in one line
+        raise UsageError(f"the model cannot be loaded: {type(error).__name__}: {error}") from None
+
+
+def _init_worker(model_dir: str, threads: int) -> None:
+    # A pool respawns a worker whose initializer raised, forever: keep the
+    # error instead, and fail the first chunk with it.
+    global _load_error
+    try:
+        _load(model_dir, threads)
+    except UsageError as error:
+        _load_error = error
 
 
 def _score_chunk(job: tuple[bytes, str]) -> str:
     from model.inference import JSONLINES, input_fn, output_fn, predict_fn
 
+    if _load_error is not None:
+        raise _load_error
     body, content_type = job
     return output_fn(predict_fn(input_fn(body, content_type), _scorer), JSONLINES)[0]
 
@@ -59,12 +76,9 @@ class OfflineScorer:
         self.model_dir, self._tmp = unpack(artifact)
         self.workers = workers or os.cpu_count() or 1
         if self.workers == 1:
-            _init_worker(str(self.model_dir), os.cpu_count() or 1)
+            _load(str(self.model_dir), os.cpu_count() or 1)
             self._pool = None
         else:
-            # A pool respawns a worker whose initializer raised, forever: load the
-            # model here first, so an artifact or import that cannot work fails once.
-            _init_worker(str(self.model_dir), 1)
             context = multiprocessing.get_context("spawn")
             self._pool = context.Pool(self.workers, _init_worker, (str(self.model_dir), 1))
 

@@ -1,3 +1,4 @@
+import io
 import json
 import subprocess
 import sys
@@ -55,6 +56,26 @@ def test_predict_missing_file_or_artifact_is_a_clear_error(tiny_artifact, tmp_pa
     assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
     no_model = critic("predict", "--artifact", tmp_path / "model.tar.gz", stdin="x\n", check=False)
     assert no_model.returncode == 2 and "no such model artifact" in no_model.stderr
+
+
+def test_predict_with_a_model_that_cannot_load_fails_once_with_its_reason(tiny_artifact, tmp_path):
+    """A worker pool respawns a worker whose start-up raised, forever: the
+    error must reach the user once, with every worker count, never a hang."""
+    import tarfile
+
+    broken = tmp_path / "broken.tar.gz"
+    with tarfile.open(tiny_artifact) as source, tarfile.open(broken, "w:gz") as target:
+        for member in source:
+            if member.name == "model.pt":
+                data = b"not a state dict"
+                member.size = len(data)
+                target.addfile(member, io.BytesIO(data))
+            else:
+                target.addfile(member, source.extractfile(member) if member.isfile() else None)
+    for workers in ("1", "2"):
+        result = critic("predict", "--artifact", broken, "--workers", workers, stdin=f"{POSITIVE}\n", check=False)
+        assert result.returncode == 2, (workers, result.stderr[-2000:])
+        assert "the model cannot be loaded" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_evaluate_reports_metrics_and_confusion_picture(tiny_artifact, tiny_imdb_tarball, tmp_path):
