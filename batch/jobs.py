@@ -31,7 +31,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from contract.jsonreader import loads as read_json
 from contract.media import CSV, JSONLINES, TEXT
-from contract.locations import OUTPUT_SUFFIX, parse_s3_uri, transform_output_key  # noqa: F401 - part of this module's API
+from contract.locations import OUTPUT_SUFFIX, parse_s3_uri, transform_output_key
 
 
 @dataclass(frozen=True)

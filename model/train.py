@@ -33,13 +33,13 @@ if __package__ in (None, ""):
 
 import numpy as np
 import torch
-from model.progress import progress
 
 from model.data import load_imdb, movie_folds, validation_split
 from model.encoding import Vocabulary
 from model.network import SentimentConfig, SentimentLSTM
 from model.package import write_model_dir
 from model.preprocess import tokenize
+from model.progress import progress
 from model.report import binary_metrics, plot_training
 from model.scorer import collate, score_encoded
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import IO, Callable, Protocol
 
 from batch.jobs import readable_reason
+from contract.jsonreader import JSONInputError, loads as read_json
 from contract.locations import parse_s3_uri, transform_output_key
 from critic.local.transform import (
     DataProcessing,
@@ -34,7 +35,6 @@ from critic.local.transform import (
     payload,
     split_records,
 )
-from contract.jsonreader import JSONInputError, loads as read_json
 
 # CreateTransformJob takes an S3Uri as s3:// or https://.
 S3URI_SCHEMES = ("s3", "https")
