@@ -105,7 +105,6 @@ def test_partial_batch_response_names_exactly_the_failed_records(batch_app, worl
                                           ("ServiceUnavailable", 503)])
 def test_a_quota_or_throttling_answer_leaves_the_upload_waiting_in_the_queue(batch_app, world, context, code, status):
     refused(world["sm"], code, status)
-    before = time.time()
     result = batch_app.lambda_handler({"Records": [message(upload_event(), receives=1)]}, context)
     assert result == {"batchItemFailures": []}  # the original goes; its copy waits, delayed
     assert delayed(world, "uploads") == 1
