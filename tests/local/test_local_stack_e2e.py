@@ -37,7 +37,7 @@ def free_port() -> int:
 
 
 class Served:
-    def __init__(self, repo_root: Path, artifact: Path, data: Path, log: Path, fresh: bool):
+    def __init__(self, repo_root: Path, artifact: Path, data: Path, log: Path, fresh: bool, extra: tuple = ()):
         self.aws_port, self.api_port = free_port(), free_port()
         self.aws = f"http://127.0.0.1:{self.aws_port}"
         self.api = f"http://127.0.0.1:{self.api_port}"
@@ -45,7 +45,7 @@ class Served:
         command = [sys.executable, "-m", "critic", "serve", "--artifact", str(artifact), "--data", str(data),
                    "--aws-port", str(self.aws_port), "--api-port", str(self.api_port)]
         self.log = open(log, "ab")
-        self.process = subprocess.Popen(command + (["--fresh"] if fresh else []), cwd=repo_root, env=env,
+        self.process = subprocess.Popen(command + (["--fresh"] if fresh else []) + list(extra), cwd=repo_root, env=env,
                                         stdout=subprocess.PIPE, stderr=self.log)
         self.banner: list[str] = []
         ready = threading.Event()
