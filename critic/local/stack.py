@@ -30,7 +30,7 @@ from critic import REPO_ROOT
 from critic.local import s3 as local_s3
 from critic.local.api import HttpApiGateway
 from critic.local.aws import AwsEndpoint
-from critic.local.clients import local_client
+from critic.local.clients import S3ObjectStore, local_client
 from critic.local.events import EventBus
 from critic.local.lambdas import LambdaFunction, endpoint_variables, function_environment
 from critic.local.sagemaker import ColdStart, Endpoint, TransformJobs, state_change_event
@@ -225,7 +225,7 @@ class Stack:
             return ModelAnswer(result.status, result.body)
 
         self.jobs = TransformJobs(data / "transform-jobs", region, template.models,
-                                  lambda: _S3ObjectStore(self.client("s3")), invoke_model,
+                                  lambda: S3ObjectStore(self.client("s3")), invoke_model,
                                   self._job_changed, options.max_jobs)
         if options.endpoint_cold_start > 0:
             self.cold_start = ColdStart(options.endpoint_cold_start, options.endpoint_idle_timeout)
@@ -337,25 +337,6 @@ class Stack:
         lines.append(f"  open {self.api_url}/ in a browser")
         lines += ["", "Ctrl-C stops everything."]
         return "\n".join(lines)
-
-
-class _S3ObjectStore:
-    """critic.local.transform_runner's ObjectStore over S3 (here: the local endpoint)."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        keys = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys.extend(item["Key"] for item in page.get("Contents", []))
-        return keys
-
-    def download(self, bucket: str, key: str, fileobj) -> None:
-        self.client.download_fileobj(bucket, key, fileobj)
-
-    def upload(self, bucket: str, key: str, fileobj) -> None:
-        self.client.upload_fileobj(fileobj, bucket, key)
 
 
 def _pattern_summary(pattern: dict) -> str:

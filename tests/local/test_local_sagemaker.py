@@ -48,9 +48,9 @@ def service(tmp_path_factory):
     holder: dict = {}
 
     def store():
-        from critic.local.stack import _S3ObjectStore
+        from critic.local.clients import S3ObjectStore
 
-        return _S3ObjectStore(holder["s3"])
+        return S3ObjectStore(holder["s3"])
 
     jobs = TransformJobs(folder / "jobs", "us-east-1", [MODEL], store, model,
                          lambda job: events.append(state_change_event(job, "us-east-1")))
@@ -221,9 +221,9 @@ def test_shutdown_leaves_a_running_job_to_be_failed_on_restart(tmp_path, service
     bucket = bucket_with(service, "r.txt", b"x\n")
     model = ModelDouble()
     model.gate.clear()
-    from critic.local.stack import _S3ObjectStore
+    from critic.local.clients import S3ObjectStore
 
-    jobs = TransformJobs(tmp_path / "jobs", "us-east-1", [MODEL], lambda: _S3ObjectStore(service["s3"]), model,
+    jobs = TransformJobs(tmp_path / "jobs", "us-east-1", [MODEL], lambda: S3ObjectStore(service["s3"]), model,
                          lambda job: None)
     try:
         jobs.create(request("cut-short", bucket, "r.txt"))
