@@ -26,7 +26,6 @@ One bus per stack, holding all its state: nothing here is module-wide.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -37,7 +36,6 @@ from critic.local import s3 as local_s3
 from critic.local.lambdas import AsyncInvoker, LambdaFunction
 from critic.local.template import LocalStack, Rule, S3Notification
 
-LOG = logging.getLogger("critic.events")
 
 LAMBDA = "lambda"
 SQS = "sqs"
