@@ -6,7 +6,8 @@ One process runs, on 127.0.0.1 only:
 - the HTTP API of template.yaml, calling its Lambda functions
   (critic/local/api.py, critic/local/lambdas.py), and the web page;
 - the event sources: S3 notifications of the template's buckets and the
-  EventBridge rules of its functions (transform job state changes).
+  EventBridge rules of its functions (transform job state changes), through
+  the stack's event bus (critic/local/events.py).
 
 State (buckets, objects, transform jobs, dead letters) lives in the data
 folder and survives a restart.
@@ -22,7 +23,6 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 
@@ -30,12 +30,13 @@ from critic import REPO_ROOT
 from critic.local import s3 as local_s3
 from critic.local.api import HttpApiGateway
 from critic.local.aws import AwsEndpoint
-from critic.local.clients import local_client
-from critic.local.lambdas import AsyncInvoker, LambdaFunction, endpoint_variables, function_environment
+from critic.local.clients import S3ObjectStore, local_client
+from critic.local.events import EventBus
+from critic.local.lambdas import LambdaFunction, endpoint_variables, function_environment
 from critic.local.sagemaker import ColdStart, Endpoint, TransformJobs, state_change_event
 from critic.local.serving import KeepAliveHandler, Server
 from critic.local.ids import DEFAULT_REGION
-from critic.local.template import LocalStack, Rule, read_template
+from critic.local.template import LocalStack, read_template
 from critic.local.transform_runner import ModelAnswer
 
 LOG = logging.getLogger("critic.stack")
@@ -97,9 +98,8 @@ class Stack:
         self.functions: dict[str, LambdaFunction] = {}
         self.servers: list[Server] = []
         self.jobs: TransformJobs | None = None
-        self.invoker: AsyncInvoker | None = None
-        self._sequencer = local_s3.Sequencer()
-        self._listener = None
+        self.bus: EventBus | None = None
+        self.s3_events: local_s3.ObjectEvents | None = None
 
     # -- addresses ---------------------------------------------------------- #
 
@@ -212,9 +212,10 @@ class Stack:
         store.sync_buckets()
         LOG.info("S3: %d objects restored from %s", restored, store.folder)
 
-        # Lambda's event queue.
+        # The event bus (and Lambda's event queue behind it).
         data = options.data_dir
-        self.invoker = AsyncInvoker(data / "dead-letter", options.retry_delays, on_failure=self._send_failure)
+        self.bus = EventBus(template, self.functions, data / "dead-letter", options.retry_delays,
+                            lambda: self.client("sqs"))
 
         # SageMaker.
         container = self.container
@@ -224,7 +225,7 @@ class Stack:
             return ModelAnswer(result.status, result.body)
 
         self.jobs = TransformJobs(data / "transform-jobs", region, template.models,
-                                  lambda: _S3ObjectStore(self.client("s3")), invoke_model,
+                                  lambda: S3ObjectStore(self.client("s3")), invoke_model,
                                   self._job_changed, options.max_jobs)
         if options.endpoint_cold_start > 0:
             self.cold_start = ColdStart(options.endpoint_cold_start, options.endpoint_idle_timeout)
@@ -236,7 +237,13 @@ class Stack:
             if method in ("DELETE", "POST"):  # DeleteObject(s)
                 store.sync_deletions()
 
-        aws_app = AwsEndpoint(self.jobs, endpoint, after_s3_change, self.info)
+        def on_s3_event(event_name: str, bucket, key) -> None:
+            store.on_object_event(event_name, bucket, key)
+            if event_name.startswith("s3:ObjectCreated"):
+                self.bus.object_created(event_name, bucket, key)
+
+        self.s3_events = local_s3.ObjectEvents(on_s3_event)
+        aws_app = self.s3_events.serve(AwsEndpoint(self.jobs, endpoint, after_s3_change, self.info))
         self.servers.append(Server("aws-endpoint", options.host, options.aws_port, aws_app, _AwsHandler))
         functions = self.functions
         api = template.apis[0] if template.apis else None
@@ -252,27 +259,21 @@ class Stack:
             sqs.create_queue(QueueName=queue)
 
         # Event sources, once everything they call is up.
-        def on_s3_event(event_name: str, bucket, key) -> None:
-            store.on_object_event(event_name, bucket, key)
-            if event_name.startswith("s3:ObjectCreated"):
-                self._s3_created(event_name, bucket, key)
-
-        self._listener = on_s3_event
-        local_s3._listeners.append(on_s3_event)
+        self.s3_events.install()
         for name in self.jobs.load():
             LOG.warning("transform job %s was interrupted by a restart: marked Failed", name)
 
     def stop(self) -> None:
-        if self._listener in local_s3._listeners:
-            local_s3._listeners.remove(self._listener)
+        if self.s3_events:
+            self.s3_events.remove()
         if self.jobs:
             self.jobs.close()
         if self.cold_start:
             self.cold_start.close()  # invocations held by a warm-up end now
         for server in self.servers:
             server.stop()
-        if self.invoker:
-            self.invoker.close()
+        if self.bus:
+            self.bus.close()
         for function in self.functions.values():
             function.close()
         if self.container:
@@ -281,45 +282,10 @@ class Stack:
 
     # -- event sources -------------------------------------------------------- #
 
-    def _s3_created(self, event_name: str, bucket, key) -> None:
-        template = self.template
-        sequencer = self._sequencer.next()
-        for notification in template.s3_notifications:
-            if notification.bucket != bucket.name:
-                continue
-            if not any(_event_matches(pattern, event_name) for pattern in notification.events):
-                continue
-            if not (key.name.startswith(notification.prefix) and key.name.endswith(notification.suffix)):
-                continue
-            record = local_s3.s3_event_record(event_name, bucket, key, notification.configuration_id,
-                                              template.region, sequencer)
-            self.invoker.submit(self.functions[notification.function], {"Records": [record]},
-                                f"s3://{bucket.name}/{key.name}")
-        spec = template.bucket_named(bucket.name)
-        if spec and spec.eventbridge:
-            self.publish(local_s3.eventbridge_object_created(event_name, bucket, key, template.region, sequencer))
-
-    def _send_failure(self, destination: str, record: dict) -> None:
-        """Lambda's on-failure destination, when it is one of the template's queues."""
-        if not destination.startswith("arn:aws:sqs:"):
-            return
-        sqs = self.client("sqs")
-        url = sqs.get_queue_url(QueueName=destination.rsplit(":", 1)[-1])["QueueUrl"]
-        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
-
     def _job_changed(self, job: dict) -> None:
         LOG.info("transform job %s: %s%s", job["TransformJobName"], job["TransformJobStatus"],
                  f" ({job['FailureReason']})" if job.get("FailureReason") else "")
-        self.publish(state_change_event(job, self.region))
-
-    def publish(self, event: dict) -> None:
-        """EventBridge's default bus: deliver the event to every matching rule."""
-        from moto.events.models import EventPattern
-
-        for rule in self.template.rules:
-            if EventPattern(None, rule.pattern).matches_event(event):
-                self.invoker.submit(self.functions[rule.function], _rule_input(rule, event),
-                                    f"EventBridge rule {rule.name}")
+        self.bus.publish(state_change_event(job, self.region))
 
     # -- what runs where ------------------------------------------------------ #
 
@@ -371,44 +337,6 @@ class Stack:
         lines.append(f"  open {self.api_url}/ in a browser")
         lines += ["", "Ctrl-C stops everything."]
         return "\n".join(lines)
-
-
-class _S3ObjectStore:
-    """critic.local.transform_runner's ObjectStore over S3 (here: the local endpoint)."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        keys = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys.extend(item["Key"] for item in page.get("Contents", []))
-        return keys
-
-    def download(self, bucket: str, key: str, fileobj) -> None:
-        self.client.download_fileobj(bucket, key, fileobj)
-
-    def upload(self, bucket: str, key: str, fileobj) -> None:
-        self.client.upload_fileobj(fileobj, bucket, key)
-
-
-def _event_matches(pattern: str, event_name: str) -> bool:
-    pattern = pattern if pattern.startswith("s3:") else f"s3:{pattern}"
-    if pattern.endswith(":*"):
-        return event_name.startswith(pattern[:-1])
-    return pattern == event_name
-
-
-def _rule_input(rule: Rule, event: dict) -> Any:
-    if rule.input is not None:
-        return json.loads(rule.input) if isinstance(rule.input, str) else rule.input
-    if rule.input_path:
-        value: Any = event
-        for part in rule.input_path.removeprefix("$").strip(".").split("."):
-            if part:
-                value = value.get(part) if isinstance(value, dict) else None
-        return value
-    return event
 
 
 def _pattern_summary(pattern: dict) -> str:

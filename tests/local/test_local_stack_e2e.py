@@ -207,6 +207,15 @@ def test_uploaded_files_are_scored_line_by_line(served):
     assert status["status"] == "Completed" and status["counts"]["records"] == 2
 
 
+def test_s3_user_metadata_keeps_its_names(served):
+    """S3 keeps metadata names as sent, underscores included (the AWS
+    endpoint's server must not drop or rename such headers)."""
+    s3 = served.client("s3")
+    bucket = output_bucket(served)
+    s3.put_object(Bucket=bucket, Key="metadata/names.txt", Body=b"x", Metadata={"my_key": "1", "other-key": "2"})
+    assert s3.head_object(Bucket=bucket, Key="metadata/names.txt")["Metadata"] == {"my_key": "1", "other-key": "2"}
+
+
 def test_a_duplicate_upload_event_makes_one_job(served, repo_root, stack_dirs):
     s3, sm = served.client("s3"), served.client("sagemaker")
     bucket, key = input_bucket(served), "dup/again.txt"
