@@ -192,6 +192,7 @@ class TransformJobs:
         self.throttle = throttle
         self._random = random.Random(seed)
         self.peak_in_progress = 0  # most jobs InProgress at once since start (what the quota bounds)
+        self.throttled = 0  # CreateTransformJob calls answered ThrottlingException
         self._pool = ThreadPoolExecutor(max(max_jobs, quota or 0), thread_name_prefix="transform-job")
         self.folder.mkdir(parents=True, exist_ok=True)
 
@@ -262,6 +263,7 @@ class TransformJobs:
             raise ServiceError("ValidationException", str(error)) from None
         with self._lock:
             if self.throttle and self._random.random() < self.throttle:
+                self.throttled += 1
                 raise ServiceError("ThrottlingException", "Rate exceeded")
             if name in self._jobs:
                 raise ServiceError(

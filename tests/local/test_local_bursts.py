@@ -107,10 +107,11 @@ def test_a_burst_beyond_the_quota_is_scored_in_full(repo_root, tiny_artifact, tm
         assert failed_events(served) == []
         log = (tmp_path / "serve.log").read_text()
         assert "ResourceLimitExceeded" in log or "jobs in flight" in log or throttle  # they did wait
-        if throttle:
-            assert "ThrottlingException" in log
+        if throttle:  # throttled, and the function's SDK retries (or the queue) got past it
+            assert info["transformJobs"]["throttled"] > 0
         record(f"{FILES} files, quota {quota}" + (f", {throttle:.0%} of CreateTransformJob throttled" if throttle else ""),
-               {"seconds": round(drained, 1), "peakInProgress": info["transformJobs"]["peakInProgress"]})
+               {"seconds": round(drained, 1), "peakInProgress": info["transformJobs"]["peakInProgress"],
+                "throttled": info["transformJobs"]["throttled"]})
     finally:
         if served.process.poll() is None:
             served.stop()
