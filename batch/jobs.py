@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
+from contract import reviews
 from contract.jsonreader import loads as read_json
 from contract.media import CSV, JSONLINES, TEXT
 from contract.locations import OUTPUT_SUFFIX, parse_s3_uri, transform_output_key
@@ -249,13 +250,12 @@ def _scored_json(line: bytes, joined: bool) -> bool:
     value = read_json(line)  # joined lines carry the user's input objects
     if joined:
         value = value.get("SageMakerOutput") if isinstance(value, dict) else None
-    return isinstance(value, dict) and "label" in value and not value.get("error")
+    return reviews.is_scored(value)
 
 
 def _scored_csv(line: bytes) -> bool:
-    fields = next(csv.reader([line.decode("utf-8")]), [])
-    # ... input columns, label, score, error
-    return len(fields) >= 3 and bool(fields[-3]) and not fields[-1]
+    # A joined row: the input's fields, then the result's columns.
+    return reviews.is_scored(reviews.csv_result(next(csv.reader([line.decode("utf-8")]), [])))
 
 
 def count_results(lines: Iterable[bytes], fmt: InputFormat) -> Counts:
