@@ -12,13 +12,16 @@ batch code and `critic` exchange them.
   the input record's own fields, so a reader takes the last columns
   (`csv_result`).
 
-The shapes are TypedDicts: plain Python, which the model artifact's code/
-needs (the serving image has no pydantic, and code/ ships no
-requirements.txt) and which the Lambda functions read at no import cost.
-Powertools' parser (pydantic) models were measured for the two handlers that
-read these shapes: importing them added about 55-60 ms to the ~400 ms import
-of functions/realtime/app.py and functions/completion/app.py (fresh
-interpreters, 9 runs each), and pydantic is not in the DependenciesLayer.
+The shapes are TypedDicts, here and in contract/transformjob.py: plain
+Python, which the model artifact's code/ needs (it ships no
+requirements.txt, so it imports nothing the serving image may lack), and
+free to import in the Lambda functions. Powertools' parser (pydantic models of the API event, the
+EventBridge event and the body or detail) was measured for the realtime and
+completion handlers and not adopted: it added a median 60-66 ms to their
+import (of 460-550 ms; the parser's own part 73-75 ms median) in fresh
+interpreters (`scripts/parser_cost.py --runs 21`), on every cold start, and
+pydantic would join the DependenciesLayer. The checks it would replace are
+the few lines of `review_from_request` and `read_result`.
 """
 from __future__ import annotations
 

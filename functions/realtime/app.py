@@ -3,6 +3,8 @@
 Request: `application/json` {"review": "..."} or `text/plain` (the whole body
 is the review), UTF-8, at most MAX_BODY_BYTES (256 KiB) after base64
 decoding. Response: 200 {"label": "positive"|"negative", "score": P(positive)}.
+These shapes, and the messages for a body without a usable review, are
+contract/reviews.py's, which the model's handler uses too.
 
 Every other answer is JSON {"message": "..."}:
   400 body empty, not UTF-8, malformed JSON (or JSON that the shared reader,
