@@ -77,7 +77,8 @@ def run(args) -> int:
     from botocore.exceptions import ClientError
 
     from batch import jobs
-    from contract.locations import transform_output_key
+    from contract import transformjob
+    from contract.locations import s3_uri
     from critic.commands.options import local_aws_url
 
     info = _stack_info((args.aws_url or local_aws_url()).rstrip("/"))
@@ -103,7 +104,7 @@ def run(args) -> int:
         head = s3.head_object(Bucket=notification["bucket"], Key=key)
         version = jobs.object_version(head.get("VersionId"), head["ETag"])
         name = jobs.job_name(prefix, notification["bucket"], key, version)
-        print(f"{path}: uploaded to s3://{notification['bucket']}/{key} ({path.stat().st_size} bytes); "
+        print(f"{path}: uploaded to {s3_uri(notification['bucket'], key)} ({path.stat().st_size} bytes); "
               f"job {name}", file=sys.stderr, flush=True)
         uploads.append(Upload(path, key, name, started))
 
@@ -128,14 +129,12 @@ def run(args) -> int:
                 upload.status = status
                 elapsed = time.time() - upload.started
                 print(f"{upload.path}: {status} after {elapsed:.1f} s", file=sys.stderr, flush=True)
-            if status in ("Completed", "Failed", "Stopped"):
+            if status in transformjob.FINAL_STATUSES:
                 pending.remove(upload)
                 upload.reason = job.get("FailureReason")
                 if status == "Completed":
-                    source = job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-                    bucket, input_prefix = jobs.parse_s3_uri(source)
-                    out_bucket, out_prefix = jobs.parse_s3_uri(job["TransformOutput"]["S3OutputPath"])
-                    result_key = transform_output_key(upload.key, input_prefix, out_prefix)
+                    out_bucket, result_key = jobs.output_location(transformjob.input_uri(job),
+                                                                  transformjob.output_path(job))
                     upload.output = _download(s3, out_bucket, result_key, upload.path, args.out)
         if pending:
             time.sleep(POLL_SECONDS)

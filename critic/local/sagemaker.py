@@ -42,7 +42,6 @@ INVOKE_LIMIT = 6 * 1024 * 1024  # InvokeEndpoint's payload limit
 # SageMaker's own wording; an unexpected exception's text (Python internals)
 # goes to the stack's log, not into a reason users read.
 INTERNAL_ERROR = "InternalServerError: We encountered an internal error. Please try again."
-TERMINAL = ("Completed", "Failed", "Stopped")
 
 
 class ServiceError(Exception):
