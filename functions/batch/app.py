@@ -44,6 +44,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
 from batch import buffer, jobs
+from contract import transformjob
 
 MODEL_NAME = os.environ["MODEL_NAME"]
 OUTPUT_BUCKET = os.environ["OUTPUT_BUCKET"]
@@ -131,10 +132,7 @@ def existing_job_for(name: str, request: dict) -> str | None:
         if error.response.get("Error", {}).get("Code") == "ValidationException":  # "Could not find requested job"
             return None
         raise
-    def source(description: dict) -> str:
-        return description["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-
-    return job["TransformJobStatus"] if source(job) == source(request) else None
+    return job["TransformJobStatus"] if transformjob.input_uri(job) == transformjob.input_uri(request) else None
 
 
 def submit(bucket: str, key: str, version: str) -> dict:
@@ -177,7 +175,7 @@ def submit(bucket: str, key: str, version: str) -> dict:
         return {"outcome": "duplicate", "job": name}
     logger.info("transform job created", extra={
         "job": name,
-        "output": request["TransformOutput"]["S3OutputPath"],
+        "output": transformjob.output_path(request),
         "content_type": request["TransformInput"]["ContentType"],
     })
     metrics.add_metric(name="TransformJobsSubmitted", unit=MetricUnit.Count, value=1)

@@ -122,7 +122,6 @@ def test_a_stack_killed_while_uploads_wait_scores_each_once_after_a_restart(repo
     served = Served(repo_root, tiny_artifact, data, log, fresh=True, extra=["--transform-quota", "0"])
     try:
         keys = drop(served, 10, "killed")
-        sqs = served.client("sqs")
         uploads = stack_info(served)["queues"]["uploads"]
         deadline = time.time() + 60
         while time.time() < deadline:  # every upload refused at least once, now waiting in the queue
