@@ -230,13 +230,18 @@ def test_a_duplicate_upload_event_makes_one_job(served, repo_root, stack_dirs):
                "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
                "object": {"key": key, "size": head["ContentLength"], "eTag": head["ETag"].strip('"'),
                           "versionId": head["VersionId"], "sequencer": "00"}}}]}
+    # As the uploads queue delivers it a second time (SQS delivers at least once).
+    message = {"messageId": "m-again", "receiptHandle": "r-again", "body": json.dumps(event),
+               "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs",
+               "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:critic-uploadsqueue", "awsRegion": "us-east-1"}
     event_file = stack_dirs["files"] / "again.json"
-    event_file.write_text(json.dumps(event))
+    event_file.write_text(json.dumps({"Records": [message]}))
     redelivered = subprocess.run(
         [sys.executable, "-m", "critic", "invoke", "BatchFunction", "-e", str(event_file), "--aws-url", served.aws],
         cwd=repo_root, capture_output=True, text=True, timeout=120)
     assert redelivered.returncode == 0, redelivered.stderr[-2000:]
-    assert json.loads(redelivered.stdout)["results"][0]["outcome"] == "duplicate"
+    assert json.loads(redelivered.stdout) == {"batchItemFailures": []}
+    assert "duplicate delivery: the job already exists" in redelivered.stderr
     same = [j for j in sm.list_transform_jobs(NameContains=name)["TransformJobSummaries"]]
     assert [j["TransformJobName"] for j in same] == [name]
 
