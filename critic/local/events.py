@@ -14,12 +14,9 @@ that hears of it.
 Every delivery names a Target, and targets are dispatched by kind: a Lambda
 function is invoked asynchronously (Lambda's event queue: retries, then the
 dead letters, critic/local/lambdas.py); an SQS queue gets the event as a
-message. Only functions are notification and rule targets today
-(critic/local/template.py reads LambdaConfigurations, SAM S3 and
-EventBridgeRule events); an S3 notification to a queue is a QueueConfiguration
-read into a Target of kind "sqs", and an SQS event source mapping (a queue
-polled for batches, handed to a function) is one more source beside these,
-delivering through the same function targets.
+message. An S3 notification targets a function (LambdaConfigurations, SAM S3
+events) or a queue (QueueConfigurations); a function's SQS event source
+mapping (critic/local/sqs.py) then reads that queue in batches.
 
 One bus per stack, holding all its state: nothing here is module-wide.
 """
@@ -103,6 +100,10 @@ class EventBus:
             queue = destination.rsplit(":", 1)[-1]
             self.deliver(Target(SQS, queue), record, f"on-failure destination {destination}")
 
+    def invoke_async(self, function: str, event: Any, source: str) -> None:
+        """Lambda's Invoke with InvocationType Event (e.g. from `critic redrive`)."""
+        self.deliver(Target(LAMBDA, function), event, source)
+
     # -- targets ------------------------------------------------------------- #
 
     def _invoke_async(self, target: Target, event: Any, source: str) -> None:
@@ -116,6 +117,8 @@ class EventBus:
 
 
 def _notification_target(notification: S3Notification) -> Target:
+    if notification.queue is not None:  # S3 -> SQS (a QueueConfiguration); the queue's reader takes it from there
+        return Target(SQS, notification.queue)
     return Target(LAMBDA, notification.function)
 
 

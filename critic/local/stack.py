@@ -7,10 +7,11 @@ One process runs, on 127.0.0.1 only:
   (critic/local/api.py, critic/local/lambdas.py), and the web page;
 - the event sources: S3 notifications of the template's buckets and the
   EventBridge rules of its functions (transform job state changes), through
-  the stack's event bus (critic/local/events.py).
+  the stack's event bus (critic/local/events.py), and the SQS event sources
+  of its functions (critic/local/sqs.py).
 
-State (buckets, objects, transform jobs, dead letters) lives in the data
-folder and survives a restart.
+State (buckets, objects, queued messages, transform jobs, dead letters) lives
+in the data folder and survives a restart.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from critic.local.events import EventBus
 from critic.local.lambdas import LambdaFunction, endpoint_variables, function_environment
 from critic.local.sagemaker import ColdStart, Endpoint, TransformJobs, state_change_event
 from critic.local.serving import KeepAliveHandler, Server
+from critic.local.sqs import QueueReader, QueueStore, create_queues, queue_url
 from critic.local.ids import DEFAULT_REGION
 from critic.local.template import LocalStack, read_template
 from critic.local.transform_runner import ModelAnswer
@@ -45,6 +47,10 @@ DEFAULT_AWS_PORT = 4566
 DEFAULT_API_PORT = 3000
 AWS_PORT_VARIABLE = "CRITIC_AWS_PORT"
 API_PORT_VARIABLE = "CRITIC_API_PORT"
+# Template parameters the local stack sets unless told otherwise: its
+# transform jobs take seconds, not AWS's minutes, so an upload waiting for
+# capacity is tried again after 1 to 4 s instead of 1 to 15 minutes.
+LOCAL_PARAMETER_DEFAULTS = {"CapacityRetrySeconds": "1", "CapacityRetryMaxSeconds": "4"}
 
 
 class StackError(Exception):
@@ -68,6 +74,8 @@ class StackOptions:
     retry_delays: tuple[float, ...] = (1.0, 2.0)
     endpoint_cold_start: float = 0.0  # seconds a cold endpoint holds invocations (0: always warm)
     endpoint_idle_timeout: float | None = None  # seconds idle before it is cold again (None: never)
+    transform_quota: int | None = None  # instances running jobs may hold, as an account's quota (None: no limit)
+    transform_throttle: float = 0.0  # fraction of CreateTransformJob calls answered ThrottlingException
 
 
 def check_port(host: str, port: int, variable: str, flag: str) -> None:
@@ -100,6 +108,7 @@ class Stack:
         self.jobs: TransformJobs | None = None
         self.bus: EventBus | None = None
         self.s3_events: local_s3.ObjectEvents | None = None
+        self.queue_readers: list[QueueReader] = []
 
     # -- addresses ---------------------------------------------------------- #
 
@@ -130,10 +139,29 @@ class Stack:
             "functions": {f.logical_id: {"name": f.name, "environment": f.environment}
                           for f in template.functions.values()} if template else {},
             "notifications": [
-                {"bucket": n.bucket, "function": n.function, "prefix": n.prefix, "suffix": n.suffix}
+                {"bucket": n.bucket, "function": n.function, "prefix": n.prefix, "suffix": n.suffix, "queue": n.queue}
                 for n in template.s3_notifications] if template else [],
+            "queues": self._queue_roles(),
+            "transformJobs": {"quota": self.options.transform_quota, "throttle": self.options.transform_throttle,
+                              "peakInProgress": self.jobs.peak_in_progress if self.jobs else 0,
+                              "throttled": self.jobs.throttled if self.jobs else 0},
             "data": str(self.options.data_dir),
         }
+
+    def _queue_roles(self) -> dict[str, str]:
+        """The URLs of the uploads queue (S3 notifications go there) and of the
+        failed-events queue (its dead-letter queue), for `critic redrive`."""
+        template = self.template
+        if template is None:
+            return {}
+        roles = {}
+        uploads = next((n.queue for n in template.s3_notifications if n.queue), None)
+        if uploads:
+            roles["uploads"] = queue_url(self.aws_url, uploads)
+            failed = next((q.dead_letter_queue for q in template.queues if q.name == uploads), None)
+            if failed:
+                roles["failedEvents"] = queue_url(self.aws_url, failed)
+        return roles
 
     # -- start and stop ------------------------------------------------------ #
 
@@ -142,7 +170,7 @@ class Stack:
         check_port(options.host, options.aws_port, AWS_PORT_VARIABLE, "--aws-port")
         check_port(options.host, options.api_port, API_PORT_VARIABLE, "--api-port")
         try:
-            self.template = read_template(options.template, parameters=options.parameters)
+            self.template = read_template(options.template, parameters=self._parameters())
         except Exception as error:
             raise StackError(str(error)) from error
         artifact = Path(options.artifact) if options.artifact else None
@@ -182,6 +210,13 @@ class Stack:
             self.container = self.container or loaded.get("container")
             self.stop()
             raise
+
+    def _parameters(self) -> dict[str, str]:
+        from critic.cfn_yaml import load_yaml
+
+        declared = load_yaml(self.options.template).get("Parameters") or {}
+        local = {k: v for k, v in LOCAL_PARAMETER_DEFAULTS.items() if k in declared}
+        return {**local, **self.options.parameters}
 
     def _prepare(self) -> None:
         """The Lambda functions, each with one warm execution environment."""
@@ -226,7 +261,8 @@ class Stack:
 
         self.jobs = TransformJobs(data / "transform-jobs", region, template.models,
                                   lambda: S3ObjectStore(self.client("s3")), invoke_model,
-                                  self._job_changed, options.max_jobs)
+                                  self._job_changed, options.max_jobs, quota=options.transform_quota,
+                                  throttle=options.transform_throttle)
         if options.endpoint_cold_start > 0:
             self.cold_start = ColdStart(options.endpoint_cold_start, options.endpoint_idle_timeout)
         endpoint = Endpoint(template.endpoints, region, container.invoke, self.cold_start)
@@ -243,7 +279,9 @@ class Stack:
                 self.bus.object_created(event_name, bucket, key)
 
         self.s3_events = local_s3.ObjectEvents(on_s3_event)
-        aws_app = self.s3_events.serve(AwsEndpoint(self.jobs, endpoint, after_s3_change, self.info))
+        queues = QueueStore(data / "sqs", region)
+        aws_app = self.s3_events.serve(AwsEndpoint(self.jobs, endpoint, after_s3_change, self.info,
+                                                   after_sqs_change=queues.save, invoke_function=self._invoke))
         self.servers.append(Server("aws-endpoint", options.host, options.aws_port, aws_app, _AwsHandler))
         functions = self.functions
         api = template.apis[0] if template.apis else None
@@ -255,15 +293,22 @@ class Stack:
         for server in self.servers:
             server.start()
         sqs = self.client("sqs")
-        for queue in template.queues:  # e.g. the functions' on-failure destination
-            sqs.create_queue(QueueName=queue)
+        create_queues(sqs, template.queues, region)  # e.g. the uploads queue and the failed-events queue
+        LOG.info("SQS: %d messages restored from %s", queues.restore(), queues.folder)
 
         # Event sources, once everything they call is up.
         self.s3_events.install()
         for name in self.jobs.load():
             LOG.warning("transform job %s was interrupted by a restart: marked Failed", name)
+        for source in template.queue_sources:
+            reader = QueueReader(source, self.client("sqs"), queue_url(self.aws_url, source.queue), region,
+                                 self.functions[source.function].invoke)
+            self.queue_readers.append(reader)
+            reader.start()
 
     def stop(self) -> None:
+        for reader in self.queue_readers:
+            reader.stop()
         if self.s3_events:
             self.s3_events.remove()
         if self.jobs:
@@ -281,6 +326,18 @@ class Stack:
             self.container = None
 
     # -- event sources -------------------------------------------------------- #
+
+    def _invoke(self, name: str, event, asynchronous: bool):
+        """Lambda's Invoke API (what `critic redrive` calls): the function by
+        name or ARN; None if there is no such function."""
+        short = name.split(":")[6] if name.startswith("arn:") and name.count(":") >= 6 else name
+        function = next((f for f in self.functions.values() if short in (f.spec.name, f.spec.logical_id)), None)
+        if function is None:
+            return None
+        if asynchronous:
+            self.bus.invoke_async(function.spec.logical_id, event, "Lambda Invoke (Event)")
+            return True
+        return function.invoke(event)
 
     def _job_changed(self, job: dict) -> None:
         LOG.info("transform job %s: %s%s", job["TransformJobName"], job["TransformJobStatus"],
@@ -311,11 +368,20 @@ class Stack:
         for notification in template.s3_notifications:
             filt = " ".join(x for x in (notification.prefix and f"prefix {notification.prefix}",
                                         notification.suffix and f"suffix {notification.suffix}") if x)
-            lines.append(f"  On upload      s3://{notification.bucket}/ {filt} -> {notification.function}")
+            via = f"{notification.queue} -> " if notification.queue else ""
+            lines.append(f"  On upload      s3://{notification.bucket}/ {filt} -> {via}{notification.function}")
         for rule in template.rules:
             lines.append(f"  On event       {_pattern_summary(rule.pattern)} -> {rule.function}")
+        readers = {source.queue: source.function for source in template.queue_sources}
         for queue in template.queues:
-            lines.append(f"  Queue          {queue}   (SQS; events a function failed on after retries)")
+            role = (f"uploads waiting for a transform job, read by {readers[queue.name]}" if queue.name in readers
+                    else "what could not be handled after retries; `critic redrive` sends it back")
+            lines.append(f"  Queue          {queue.name}   (SQS; {role})")
+        if self.options.transform_quota is not None or self.options.transform_throttle:
+            lines.append(f"  Transform jobs at most {self.options.transform_quota} instances of a type at once"
+                         if self.options.transform_quota is not None else "  Transform jobs no quota")
+            if self.options.transform_throttle:
+                lines[-1] += f"; {self.options.transform_throttle:.0%} of CreateTransformJob calls throttled"
         lines.append(f"  Data folder    {self.options.data_dir}   (`critic serve --fresh` starts clean)")
         notification = next(iter(template.s3_notifications), None)
         route = next((r for api in template.apis for r in api.routes if r.method == "POST"), None)

@@ -23,10 +23,15 @@ ENV = {
     "BATCH_INSTANCE_TYPE": "ml.m5.large",
     "BATCH_INSTANCE_COUNT": "1",
     "MAX_PAYLOAD_MB": "1",
+    "UPLOADS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/critic-UploadsQueue",
+    "FAILED_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/critic-FailedEventsQueue",
+    "MAX_JOBS_IN_FLIGHT": "0",  # template.yaml's default is 2; the cap's own tests set it
+    "CAPACITY_RETRY_SECONDS": "60",
+    "CAPACITY_RETRY_MAX_SECONDS": "900",
     "POWERTOOLS_METRICS_NAMESPACE": "Critic",
 }
 ENDPOINT_OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER",
-                       "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
+                       "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_LAMBDA")
 
 
 @contextmanager

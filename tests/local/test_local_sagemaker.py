@@ -323,3 +323,45 @@ def test_a_request_body_the_json_reader_refuses_is_a_serialization_exception(bod
     error = json.loads(answer)
     assert status == 400 and error["__type"] == "SerializationException"
     assert error["Message"].startswith("Request body is not valid JSON: ") and "Traceback" not in error["Message"]
+
+
+def test_beyond_the_quota_create_answers_resource_limit_exceeded_as_aws_does(service):
+    jobs, model, sm = service["jobs"], service["model"], service["sm"]
+    bucket = bucket_with(service, "q.txt", b"a\n")
+    model.gate.clear()  # the jobs hold their instances until released
+    jobs.quota = 2
+    try:
+        sm.create_transform_job(**request("quota-a", bucket, "q.txt"))
+        sm.create_transform_job(**request("quota-b", bucket, "q.txt"))
+        with pytest.raises(ClientError) as refused:
+            sm.create_transform_job(**request("quota-c", bucket, "q.txt"))
+        error = refused.value.response["Error"]
+        assert error["Code"] == "ResourceLimitExceeded"
+        assert "'ml.m5.large for transform job usage' is 2 Instances, with current utilization of 2" in error["Message"]
+        with pytest.raises(ClientError, match="ResourceLimitExceeded"):  # instances count, not jobs
+            sm.create_transform_job(**request("quota-d", bucket, "q.txt", TransformResources={
+                "InstanceType": "ml.m5.large", "InstanceCount": 2}))
+        sm.create_transform_job(**request("quota-e", bucket, "q.txt", TransformResources={  # another type's quota
+            "InstanceType": "ml.c5.xlarge", "InstanceCount": 1}))
+    finally:
+        model.gate.set()
+    for name in ("quota-a", "quota-b", "quota-e"):
+        assert wait(sm, name)["TransformJobStatus"] == "Completed"
+    sm.create_transform_job(**request("quota-c", bucket, "q.txt"))  # room again once they finished
+    assert wait(sm, "quota-c")["TransformJobStatus"] == "Completed"
+    assert jobs.peak_in_progress >= 2
+    jobs.quota = None
+
+
+def test_injected_throttling_answers_throttling_exception(service):
+    jobs, sm = service["jobs"], service["sm"]
+    bucket = bucket_with(service, "t.txt", b"a\n")
+    jobs.throttle = 1.0
+    try:
+        with pytest.raises(ClientError) as throttled:
+            sm.create_transform_job(**request("throttled", bucket, "t.txt"))
+        assert throttled.value.response["Error"]["Code"] == "ThrottlingException"
+    finally:
+        jobs.throttle = 0.0
+    sm.create_transform_job(**request("throttled", bucket, "t.txt"))  # nothing was created by the refused call
+    assert wait(sm, "throttled")["TransformJobStatus"] == "Completed"

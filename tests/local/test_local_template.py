@@ -109,7 +109,7 @@ def test_intrinsics_resolve_to_local_names(template):
     assert "MAYBE" not in env
     assert (fn.timeout, fn.memory, fn.maximum_retry_attempts) == (9, 512, 1)
     assert fn.on_failure == "arn:aws:sqs:us-east-1:123456789012:critic-queue"
-    assert stack.queues == ["critic-queue"]
+    assert [q.name for q in stack.queues] == ["critic-queue"]
     assert stack.function("critic-fn") is fn  # by name too
     assert stack.buckets["Data"].versioned and not stack.buckets["Plain"].versioned
     assert stack.models == ["critic-model"] and stack.endpoints == ["scoring-dev"]
@@ -147,6 +147,15 @@ def test_the_projects_template_runs_locally(repo_root):
     assert [r.route_key for api in stack.apis for r in api.routes] == ["POST /score"]
     suffixes = sorted(n.suffix for n in stack.s3_notifications if n.function == "BatchFunction")
     assert suffixes == [".csv", ".jsonl", ".txt"]
+    queues = {q.logical_id: q for q in stack.queues}
+    assert {n.queue for n in stack.s3_notifications} == {queues["UploadsQueue"].name}  # S3 -> SQS -> BatchFunction
+    [source] = stack.queue_sources
+    assert (source.function, source.queue, source.report_batch_item_failures) == (
+        "BatchFunction", queues["UploadsQueue"].name, True)
+    assert queues["UploadsQueue"].dead_letter_queue == queues["FailedEventsQueue"].name
+    assert queues["UploadsQueue"].visibility_timeout == 360 and queues["UploadsQueue"].max_receive_count == 6
+    environment = stack.functions["BatchFunction"].environment
+    assert environment["UPLOADS_QUEUE_URL"].endswith("/123456789012/" + queues["UploadsQueue"].name)
     assert [r.function for r in stack.rules] == ["CompletionFunction"]
     assert stack.endpoints and stack.models
 
