@@ -131,15 +131,16 @@ def plan_key(job: str) -> str:
     return f"{staging_folder(job)}plan.json"
 
 
-def shard_bytes(size: int, instances: int, max_shards: int = MAX_SHARDS, max_shard: int = MAX_PART) -> int:
+def shard_bytes(size: int, instances: int, max_shards: int = MAX_SHARDS, max_shard: int = MAX_PART,
+                headroom: int = 0) -> int:
     """The nominal size of a shard: SHARDS_PER_INSTANCE shards per instance,
-    none larger than one copied part. TooBig when that needs more than
+    none larger than one copied part once its last line (up to `headroom`
+    bytes past the nominal cut) is in. TooBig when that needs more than
     max_shards shards."""
-    target = max(1, math.ceil(size / (instances * SHARDS_PER_INSTANCE)))
-    target = max(target, math.ceil(size / max_shards))
-    if target > max_shard:
+    target = min(max(1, math.ceil(size / (instances * SHARDS_PER_INSTANCE))), max_shard - headroom)
+    if target < 1 or math.ceil(size / target) > max_shards:
         raise TooBig(f"the file is {size:,} bytes; split into at most {max_shards:,} shards of at most "
-                     f"{max_shard:,} bytes it holds at most {max_shards * max_shard:,}")
+                     f"{max_shard:,} bytes it holds at most {max_shards * (max_shard - headroom):,}")
     return target
 
 
@@ -212,7 +213,7 @@ def plan(store: ObjectStore, *, job: str, bucket: str, key: str, version: str | 
          instances: int, max_line: int, window: int = SEARCH_WINDOW, max_shards: int = MAX_SHARDS,
          max_shard: int = MAX_PART) -> Plan:
     """Where to cut the upload (LineTooLong, TooBig when it cannot be)."""
-    nominal = shard_bytes(size, instances, max_shards, max_shard)
+    nominal = shard_bytes(size, instances, max_shards, max_shard, headroom=max_line + 1)
     cuts = cut_points(lambda start, end: store.read_range(bucket, key, start, end, version), size, nominal,
                       max_line, window)
     bounds = [[start, end] for start, end in zip(cuts, [*cuts[1:], size])]
