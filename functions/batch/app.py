@@ -20,10 +20,14 @@ timeout, and on its MAX_RECEIVES-th receive the function records it in the
 failed-events queue with its reason (`critic redrive` sends it back). The
 records of one message that were submitted are duplicates when it returns.
 
+Big uploads: above SHARD_ABOVE_MB (MiB) with more than one instance, the
+upload is split into line-aligned shards inside S3 and one job reads them all
+(batch/shards.py, docs/sharding.md); a line too long to split at is Skipped.
+
 Environment: MODEL_NAME, OUTPUT_BUCKET, JOB_NAME_PREFIX, BATCH_INSTANCE_TYPE,
 BATCH_INSTANCE_COUNT, MAX_PAYLOAD_MB, UPLOADS_QUEUE_URL, FAILED_EVENTS_QUEUE_URL,
 MAX_JOBS_IN_FLIGHT (0: no cap but the account's), CAPACITY_RETRY_SECONDS,
-CAPACITY_RETRY_MAX_SECONDS, POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE.
+CAPACITY_RETRY_MAX_SECONDS, SHARD_ABOVE_MB, POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE.
 """
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ states) -> record the outcome beside the output and emit metrics.
 For a job that scored `s3://<input bucket>/<key>`, writes
 `s3://<OUTPUT_BUCKET>/<key>.status.json`: status, job name, input and output
 URIs, counts of records / scored / errors (read from `<key>.out` when the job
-completed), failure reason, and timings. A failed job also logs an error with
+completed), failure reason, and timings. A sharded upload's job (its input is
+under batch/shards.py's staging prefix) has its shard outputs counted and
+assembled into the upload's `<key>.out` first (finish_sharded). A failed job also logs an error with
 its reason.
 
 It reads only the event's detail, which carries the job's description
