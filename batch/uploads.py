@@ -155,7 +155,9 @@ def upload_view(upload_id: str, record: dict | None, job_status: str | None) -> 
         return view
     status = record.get("status")
     view["counts"] = record.get("counts")
-    view["failureReason"] = record.get("failureReason")
+    reason, input_uri = record.get("failureReason"), record.get("input")
+    # The person knows which file they sent: its bucket and key are noise to them.
+    view["failureReason"] = reason.replace(f"{input_uri}: ", "") if reason and input_uri else reason
     if status == COMPLETED and record.get("output"):
         view["status"] = COMPLETED
     elif status == SKIPPED:

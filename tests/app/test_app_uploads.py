@@ -215,6 +215,13 @@ def test_get_maps_the_status_record(uploads_app, aws, context, document, state, 
     assert (status, answer["status"], answer["failureReason"], answer["download"]) == (200, state, reason, None)
 
 
+def test_a_failure_reason_does_not_repeat_the_uploads_s3_uri(uploads_app, aws, context):
+    upload_id, key, _ = uploaded(uploads_app, aws, context)
+    record(aws[0], key, status="Failed", input=f"s3://{INPUT}/{key}",
+           failureReason=f"ClientError: s3://{INPUT}/{key}: input line 2 is not valid JSON")
+    assert get(uploads_app, context, upload_id)[1]["failureReason"] == "ClientError: input line 2 is not valid JSON"
+
+
 def test_get_reads_the_latest_upload_of_the_key(uploads_app, aws, context):
     """The link may be used twice before it expires: the latest file counts."""
     s3, _ = aws
