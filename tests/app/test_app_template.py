@@ -21,7 +21,8 @@ from batch import buffer, jobs
 TEMPLATE = REPO / "template.yaml"
 SAM = REPO / ".tools" / "sam" / "bin" / "sam"
 CHECKOV = REPO / ".tools" / "checkov" / "bin" / "checkov"
-FUNCTIONS = {"RealtimeFunction": "realtime", "BatchFunction": "batch", "CompletionFunction": "completion"}
+FUNCTIONS = {"RealtimeFunction": "realtime", "BatchFunction": "batch", "CompletionFunction": "completion",
+             "UploadsFunction": "uploads"}
 STACK_UID = {"Fn::Select": [0, {"Fn::Split": ["-", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]}]}
 # Set by Lambda itself, not by the template.
 RUNTIME_VARIABLES = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_FUNCTION_NAME"}
@@ -180,7 +181,7 @@ def test_every_alarm_reaches_the_alarm_topic(template):
     alarms = resources(template, "AWS::CloudWatch::Alarm")
     assert set(alarms) == {"FailedEventsAlarm", "UploadsWaitingAlarm", "TransformJobsFailedAlarm", "ApiErrorRateAlarm",
                            "RealtimeFunctionErrorsAlarm", "BatchFunctionErrorsAlarm", "CompletionFunctionErrorsAlarm",
-                           "EndpointErrorsAlarm", "EndpointLatencyAlarm"}
+                           "UploadsFunctionErrorsAlarm", "EndpointErrorsAlarm", "EndpointLatencyAlarm"}
     for logical_id, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], logical_id
         assert alarm["Properties"]["TreatMissingData"] == "notBreaching", logical_id
@@ -259,6 +260,41 @@ def test_batch_may_only_start_this_models_jobs(template):
                                                            {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}]
     assert set(by_sid) == {"CreateJobsOfThisModel", "DescribeThisStacksJobs", "PassTheSageMakerRole", "ListInputKeys",
                            "RecordSkippedUploads", "CountJobsInFlight", "WaitAndRecordFailures"}
+
+
+def test_uploads_may_only_sign_puts_under_uploads_and_read_their_results(template):
+    function = template["Resources"]["UploadsFunction"]["Properties"]
+    by_sid = {s["Sid"]: s for s in statements(template["Resources"]["UploadsFunction"])}
+    batch = {s["Sid"]: s for s in statements(template["Resources"]["BatchFunction"])}
+    uploads_only = {"StringLike": {"s3:prefix": "uploads/*"}}
+    assert by_sid == {
+        "SignUploads": {"Sid": "SignUploads", "Effect": "Allow", "Action": "s3:PutObject",
+                        "Resource": {"Fn::Sub": "${InputBucket.Arn}/uploads/*"}},
+        "FindUploads": {"Sid": "FindUploads", "Effect": "Allow", "Action": "s3:ListBucketVersions",
+                        "Resource": {"Fn::GetAtt": ["InputBucket", "Arn"]}, "Condition": uploads_only},
+        "FindStatusRecords": {"Sid": "FindStatusRecords", "Effect": "Allow", "Action": "s3:ListBucket",
+                              "Resource": {"Fn::GetAtt": ["OutputBucket", "Arn"]}, "Condition": uploads_only},
+        "ReadStatusRecordsAndResults": {
+            "Sid": "ReadStatusRecordsAndResults", "Effect": "Allow", "Action": "s3:GetObject",
+            "Resource": [{"Fn::Sub": "${OutputBucket.Arn}/uploads/*.status.json"},
+                         {"Fn::Sub": "${OutputBucket.Arn}/uploads/*.out"}]},
+        "DescribeThisStacksJobs": batch["DescribeThisStacksJobs"],  # the same jobs, described only
+    }
+    assert by_sid["DescribeThisStacksJobs"]["Action"] == "sagemaker:DescribeTransformJob"
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in function["Events"].values()}
+    assert routes == {("POST", "/uploads"), ("GET", "/uploads/{id}")}
+    assert all(e["Properties"]["ApiId"] == {"Ref": "HttpApi"} for e in function["Events"].values())
+    assert function["Environment"]["Variables"]["MAX_UPLOAD_MB"] == {"Ref": "MaxUploadMB"}
+    assert template["Parameters"]["MaxUploadMB"]["Default"] == 100
+
+
+def test_the_input_bucket_takes_browser_posts_from_the_allowed_origin_only(template):
+    [rule] = template["Resources"]["InputBucket"]["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert rule["AllowedOrigins"] == [{"Ref": "AllowedOrigin"}] and rule["AllowedMethods"] == ["POST"]
+    assert "AllowedHeaders" not in rule  # a multipart form POST sends none that need allowing
+    assert "CorsConfiguration" not in template["Resources"]["OutputBucket"]["Properties"]  # downloads are navigations
+    api = template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
+    assert api["AllowOrigins"] == [{"Ref": "AllowedOrigin"}] and api["AllowMethods"] == ["GET", "POST", "OPTIONS"]
 
 
 def test_failed_events_are_kept(template):
@@ -460,6 +496,7 @@ def test_sam_build_packages_each_function_with_only_what_it_needs():
         "RealtimeFunction": ("api-malformed-json", lambda r: r["statusCode"] == 400),
         "BatchFunction": ("s3-put-non-input", lambda r: r == {"batchItemFailures": []}),
         "CompletionFunction": ("sagemaker-transform-completed", lambda r: r is None),
+        "UploadsFunction": ("api-malformed-json", lambda r: r["statusCode"] == 404),  # POST /score is not its route
     }
     for logical_id, (event_name, ok) in cases.items():
         event = json.loads((REPO / "events" / f"{event_name}.json").read_text())
