@@ -13,7 +13,9 @@ One uploaded object version is one SageMaker transform job:
   job and SageMaker refuses to start it twice;
 - the CreateTransformJob request (`transform_job_request`): SplitType=Line,
   BatchStrategy=MultiRecord, AssembleWith=Line, and for .jsonl/.csv a
-  DataProcessing join so each result line carries its input record;
+  DataProcessing join so each result line carries its input record (the
+  request's shape, which the completion function, `critic score` and the
+  local SageMaker read back, is contract/transformjob.py's);
 - where SageMaker writes the result: `s3://<output bucket>/<key>.out`
   (`output_path`, `output_location`), and where the job's outcome is recorded:
   `<key>.status.json` beside it (`status_key`, `status_document`);
@@ -27,11 +29,13 @@ import posixpath
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator
 
+from contract import reviews
 from contract.jsonreader import loads as read_json
 from contract.media import CSV, JSONLINES, TEXT
-from contract.locations import OUTPUT_SUFFIX, parse_s3_uri, transform_output_key
+from contract.locations import OUTPUT_SUFFIX, parse_s3_uri, s3_uri, transform_output_key
+from contract.transformjob import S3_URI_MAX, S3_URI_PATTERN, TransformJobDescription, TransformJobRequest, input_uri
 
 
 @dataclass(frozen=True)
@@ -58,14 +62,10 @@ STATUS_SUFFIX = ".status.json"
 # invocation timeout, and is 4x the realtime API's body limit.
 DEFAULT_MAX_PAYLOAD_MB = 1
 
-# CreateTransformJob's TransformInput.DataSource.S3DataSource.S3Uri and
-# TransformOutput.S3OutputPath (botocore's sagemaker service model, shape
-# S3Uri): at most 1024 characters, matching (https|s3)://([^/]+)/?(.*).
-# SageMaker checks them in Java, so a character is counted as a UTF-16 code
-# unit (an emoji is 2; never fewer than Python's count, so nothing longer
-# passes) and "." matches no line terminator (\n, \r, U+0085, U+2028, U+2029).
-S3_URI_MAX = 1024
-_S3_URI = re.compile("(https|s3)://([^/]+)/?([^\n\r\u0085\u2028\u2029]*)")
+# SageMaker's S3Uri limits (contract/transformjob.py) decide which keys can be
+# submitted at all. It counts a URI's length in UTF-16 code units, as Java
+# does (an emoji is 2; never fewer than Python's count, so nothing longer
+# passes).
 S3_KEY_MAX_BYTES = 1024  # S3's limit on an object key (UTF-8)
 
 JOB_NAME_MAX = 63
@@ -101,8 +101,8 @@ def _java_length(text: str) -> int:
 def submission_problem(bucket: str, key: str, output_bucket: str) -> str | None:
     """Why SageMaker would refuse the transform job of this input object (its
     request is invalid however often it is sent), or None if it would not."""
-    uris = (("TransformInput S3Uri", f"s3://{bucket}/{key}", f"s3://{bucket}/", "key"),
-            ("TransformOutput S3OutputPath", output_path(output_bucket, key), f"s3://{output_bucket}/", "folder path"))
+    uris = (("TransformInput S3Uri", s3_uri(bucket, key), s3_uri(bucket), "key"),
+            ("TransformOutput S3OutputPath", output_path(output_bucket, key), s3_uri(output_bucket), "folder path"))
     for field, uri, head, part in uris:
         length = _java_length(uri)
         if length > S3_URI_MAX:
@@ -111,7 +111,7 @@ def submission_problem(bucket: str, key: str, output_bucket: str) -> str | None:
             return (f"the key is too long for a SageMaker transform job: the job's {field} would be {length:,} "
                     f"characters and SageMaker accepts at most {S3_URI_MAX:,}; upload the file with a {part} of at "
                     f"most {S3_URI_MAX - _java_length(head):,} characters{wide}")
-        if not _S3_URI.fullmatch(uri):
+        if not S3_URI_PATTERN.fullmatch(uri):
             return ("the key contains a line break (or another line terminator), which SageMaker does not accept "
                     f"in a transform job's {field}; upload the file with a key without one")
     return None
@@ -121,7 +121,7 @@ def skipped_status_key(bucket: str, key: str, output_bucket: str) -> str | None:
     """Where the status of an upload that started no job is recorded: the
     `<key>.status.json` a job would have had, or None when that key would be
     over S3's limit."""
-    _, result_key = output_location(f"s3://{bucket}/{key}", output_path(output_bucket, key))
+    _, result_key = output_location(s3_uri(bucket, key), output_path(output_bucket, key))
     status = status_key(result_key)
     return status if len(status.encode("utf-8")) <= S3_KEY_MAX_BYTES else None
 
@@ -164,7 +164,7 @@ def output_path(output_bucket: str, key: str) -> str:
     """S3OutputPath for an input key: the key's folder in the output bucket, so
     that SageMaker's `<S3OutputPath>/<file name>.out` is `<key>.out`."""
     folder = posixpath.dirname(key).strip("/")  # an S3OutputPath has no empty segments
-    return f"s3://{output_bucket}/{folder}" if folder else f"s3://{output_bucket}"
+    return s3_uri(output_bucket, folder).rstrip("/")
 
 
 def status_key(result_key: str) -> str:
@@ -191,12 +191,12 @@ def transform_job_request(
     instance_type: str,
     instance_count: int,
     max_payload_mb: int = DEFAULT_MAX_PAYLOAD_MB,
-) -> dict[str, Any]:
+) -> TransformJobRequest:
     """The CreateTransformJob parameters that score one input object."""
     fmt = input_format(key)
     if fmt is None:
         raise ValueError(f"not an input file: {key!r}")
-    request: dict[str, Any] = {
+    request: TransformJobRequest = {
         "TransformJobName": name,
         "ModelName": model_name,
         "BatchStrategy": "MultiRecord",
@@ -204,7 +204,7 @@ def transform_job_request(
         "TransformInput": {
             # S3Prefix with the full key: SageMaker reads every object whose
             # key starts with it, so the caller makes sure there is only one.
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/{key}"}},
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": s3_uri(bucket, key)}},
             "ContentType": fmt.content_type,
             "CompressionType": "None",
             "SplitType": "Line",
@@ -249,13 +249,12 @@ def _scored_json(line: bytes, joined: bool) -> bool:
     value = read_json(line)  # joined lines carry the user's input objects
     if joined:
         value = value.get("SageMakerOutput") if isinstance(value, dict) else None
-    return isinstance(value, dict) and "label" in value and not value.get("error")
+    return reviews.is_scored(value)
 
 
 def _scored_csv(line: bytes) -> bool:
-    fields = next(csv.reader([line.decode("utf-8")]), [])
-    # ... input columns, label, score, error
-    return len(fields) >= 3 and bool(fields[-3]) and not fields[-1]
+    # A joined row: the input's fields, then the result's columns.
+    return reviews.is_scored(reviews.csv_result(next(csv.reader([line.decode("utf-8")]), [])))
 
 
 def count_results(lines: Iterable[bytes], fmt: InputFormat) -> Counts:
@@ -312,7 +311,7 @@ def skipped_status_document(bucket: str, key: str, reason: str, *, recorded_at: 
     return {
         "status": "Skipped",
         "job": None,
-        "input": f"s3://{bucket}/{key}",
+        "input": s3_uri(bucket, key),
         "output": None,
         "counts": None,
         "failureReason": reason,
@@ -329,7 +328,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def status_document(
-    detail: Mapping[str, Any],
+    detail: TransformJobDescription,
     *,
     output_uri: str | None,
     counts: Counts | None,
@@ -344,7 +343,7 @@ def status_document(
     return {
         "status": detail.get("TransformJobStatus"),
         "job": detail.get("TransformJobName"),
-        "input": detail["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"],
+        "input": input_uri(detail),
         "output": output_uri,
         "counts": asdict(counts) if counts else None,
         "failureReason": readable_reason(detail.get("FailureReason")),

@@ -6,6 +6,11 @@ from __future__ import annotations
 OUTPUT_SUFFIX = ".out"  # SageMaker's own: <S3OutputPath>/<input path>.out
 
 
+def s3_uri(bucket: str, key: str = "") -> str:
+    """`s3://bucket/key`, the inverse of parse_s3_uri."""
+    return f"s3://{bucket}/{key}"
+
+
 def parse_s3_uri(uri: str, schemes: tuple[str, ...] = ("s3",)) -> tuple[str, str]:
     """(bucket, key) of `scheme://bucket/key`; ValueError if it is not one.
     SageMaker's S3Uri also takes https:// (the local runner passes both)."""

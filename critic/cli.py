@@ -9,10 +9,10 @@ import sys
 from critic.dependencies import require
 from critic.errors import UsageError
 
-COMMANDS = ("train", "evaluate", "predict", "bench", "serve", "invoke", "score", "deploy", "destroy")
+COMMANDS = ("train", "evaluate", "predict", "bench", "serve", "invoke", "score", "redrive", "deploy", "destroy")
 # The dependency group (pyproject.toml) each command needs; `make run` installs only serve.
 NEEDS = {"train": "train", "evaluate": "train", "predict": "serve", "bench": "serve", "serve": "serve",
-         "invoke": "serve", "score": "serve", "deploy": "deploy", "destroy": "deploy"}
+         "invoke": "serve", "score": "serve", "redrive": "serve", "deploy": "deploy", "destroy": "deploy"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from contract.reviews import SCORE, request
 from critic import SHIPPED_ARTIFACT
 from critic.errors import UsageError
 
@@ -105,8 +106,8 @@ def score_reviews(scorer: OfflineScorer, reviews: list[str], desc: str = "scorin
     """P(positive) of each review, in order (0.5 for one that cannot be scored)."""
     from model.progress import progress  # tqdm: the serve group, checked before a command runs
 
-    lines = (json.dumps({"review": r}).encode() for r in progress(reviews, desc=desc, unit=" reviews", file=sys.stderr))
+    lines = (json.dumps(request(r)).encode() for r in progress(reviews, desc=desc, unit=" reviews", file=sys.stderr))
     scores = []
     for block in scorer.score(chunks(lines), "application/jsonlines"):
-        scores += [json.loads(line).get("score", 0.5) for line in block.splitlines()]
+        scores += [json.loads(line).get(SCORE, 0.5) for line in block.splitlines()]
     return scores

@@ -12,7 +12,8 @@ Each result is {"label": "positive"|"negative", "score": P(positive)}, or
 {"error": "..."} for a record that cannot be scored (blank line, invalid
 UTF-8, broken JSON, no review...): the others are scored all the same, so
 output line N always answers input line N. In text/csv a result is the row
-`label,score,error`. Unsupported types are refused with 415 (content type)
+`label,score,error`. These shapes, and the check of a request, are
+contract/reviews.py's. Unsupported types are refused with 415 (content type)
 or 406 (accept); an application/json body that is not a review, with 400.
 JSON (the body, or each JSON Lines record) is read by contract/jsonreader.py,
 whose limits (nesting, number length, NaN, duplicate keys...) make a 400 or a
@@ -38,6 +39,7 @@ from sagemaker_inference.errors import BaseInferenceToolkitError
 
 from contract.jsonreader import JSONInputError, loads as read_json
 from contract.media import CSV, JSON, JSONLINES, TEXT, canonical_media_type
+from contract.reviews import REVIEW_EMPTY, InvalidReview, csv_result_fields, review_from_request, scored, unscorable
 from model.preprocess import ReviewError, decode, tokenize
 from model.scorer import Scorer
 
@@ -55,7 +57,7 @@ class Refusal:
 
 @dataclass
 class Records:
-    reviews: list  # str for a review to score, ReviewError for one that cannot be
+    reviews: list  # str for a review to score, the error (ReviewError, InvalidReview) of one that cannot be
     single: bool = False  # an application/json request: answer with one object
     refusal: Refusal | None = None  # the request is refused: no record is scored
 
@@ -83,22 +85,12 @@ def _lines(body: str | bytes) -> list[bytes]:
     return [line[:-1] if line.endswith(b"\r") else line for line in lines]
 
 
-def _review_from_object(obj) -> str:
-    if not isinstance(obj, dict) or "review" not in obj:
-        raise ReviewError('expected a JSON object with a "review" field')
-    if not isinstance(obj["review"], str):
-        raise ReviewError('"review" must be a string')
-    if not obj["review"].strip():
-        raise ReviewError("review is empty")
-    return obj["review"]
-
-
 def _jsonline(line: bytes) -> str:
     try:
         obj = read_json(decode(line))
     except JSONInputError as error:
         raise ReviewError(f"invalid JSON: {error}") from None
-    return _review_from_object(obj)
+    return review_from_request(obj)
 
 
 def _csvline(line: bytes) -> str:
@@ -107,7 +99,7 @@ def _csvline(line: bytes) -> str:
     except csv.Error as error:
         raise ReviewError(f"invalid CSV: {error}") from None
     if not fields:
-        raise ReviewError("review is empty")
+        raise InvalidReview(REVIEW_EMPTY)
     return fields[-1]
 
 
@@ -122,10 +114,10 @@ def input_fn(body: str | bytes, content_type: str) -> Records:
     media = canonical_media_type(content_type)
     if media == JSON:
         try:
-            return Records([_review_from_object(read_json(decode(body)))], single=True)
+            return Records([review_from_request(read_json(decode(body)))], single=True)
         except JSONInputError as error:
             return _refused(400, f"invalid JSON: {error}")
-        except ReviewError as error:
+        except (ReviewError, InvalidReview) as error:
             return _refused(400, str(error))
     parse = _LINE_PARSERS.get(media)
     if parse is None:
@@ -134,7 +126,7 @@ def input_fn(body: str | bytes, content_type: str) -> Records:
     for line in _lines(body):
         try:
             reviews.append(parse(line))
-        except ReviewError as error:
+        except (ReviewError, InvalidReview) as error:
             reviews.append(error)
     return Records(reviews)
 
@@ -154,17 +146,15 @@ def predict_fn(records: Records, scorer: Scorer) -> Records:
                 continue
             except ReviewError as error:
                 review = error
-        results.append({"error": str(review)})
+        results.append(unscorable(str(review)))
     for i, score in zip(positions, scorer.score(tokens)):
-        results[i] = {"label": "positive" if score >= 0.5 else "negative", "score": round(score, 6)}
+        results[i] = scored(score)
     return Records(results, single=records.single)
 
 
 def _csv_row(result: dict) -> str:
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(
-        [result.get("label", ""), result.get("score", ""), result.get("error", "")]
-    )
+    csv.writer(out, lineterminator="\n").writerow(csv_result_fields(result))
     return out.getvalue()
 
 

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_local import memory, start  # noqa: E402
 
+from contract.reviews import CSV_RESULT_COLUMNS, SCORE, csv_result, is_scored  # noqa: E402
 from critic import SHIPPED_ARTIFACT  # noqa: E402
 
 REVIEWS = [
@@ -203,9 +204,9 @@ def check_output(key: str, output: bytes, lines: int, index: int, expected: dict
             joined = json.loads(line)
             result = joined.get("SageMakerOutput", {}) if joined.get("id") == i and joined.get("review") == review else {}
         else:
-            row = next(csv.reader([line]))
-            result = ({"label": row[2], "score": float(row[3])}
-                      if row[:2] == [str(i), review] and len(row) == 5 and not row[4] else {})
+            row = next(csv.reader([line]))  # the input's id and review, then the result's columns
+            fields = csv_result(row) if row[:2] == [str(i), review] and len(row) == 2 + len(CSV_RESULT_COLUMNS) else None
+            result = {**fields, SCORE: float(fields[SCORE])} if is_scored(fields) else {}
         want = expected[review]
         if result.get("label") != want["label"] or abs(float(result.get("score", -1)) - want["score"]) > 1e-5:
             wrong += 1

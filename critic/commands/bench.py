@@ -7,6 +7,7 @@ import statistics
 import time
 from pathlib import Path
 
+from contract.reviews import request
 from critic.errors import UsageError
 
 
@@ -54,7 +55,7 @@ def run(args) -> int:
         figures["preprocess_ms_per_review"] = round((time.perf_counter() - started) / min(2000, len(reviews)) * 1000, 3)
         latencies = []
         for text in reviews[: args.single]:
-            body = json.dumps({"review": text})
+            body = json.dumps(request(text))
             started = time.perf_counter()
             inference.output_fn(inference.predict_fn(inference.input_fn(body, "application/json"), scorer),
                                 "application/json")

@@ -23,6 +23,22 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _count(value: str) -> int:
+    if not value.isdigit() or int(value) > 10_000:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number from 0 to 10000")
+    return int(value)
+
+
+def _fraction(value: str) -> float:
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = -1.0
+    if not 0 <= fraction <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{value!r} is not a fraction from 0 to 1")
+    return fraction
+
+
 def register(subparsers) -> None:
     from critic.local.stack import API_PORT_VARIABLE, AWS_PORT_VARIABLE, DEFAULT_API_PORT, DEFAULT_AWS_PORT
 
@@ -54,6 +70,13 @@ def register(subparsers) -> None:
     p.add_argument("--endpoint-idle-timeout", type=_seconds, default=None, metavar="SECONDS",
                    help="with --endpoint-cold-start: the endpoint is cold again after SECONDS without an invocation "
                         "(default: never)")
+    p.add_argument("--transform-quota", type=_count, default=None, metavar="N",
+                   help="play a small AWS account: running transform jobs may hold at most N instances of a type, "
+                        "and CreateTransformJob answers ResourceLimitExceeded beyond that, as AWS does "
+                        "(0 holds every upload in the queue; default: no limit)")
+    p.add_argument("--transform-throttle", type=_fraction, default=0.0, metavar="F",
+                   help="answer a fraction F (0 to 1) of CreateTransformJob calls with ThrottlingException "
+                        "(default: 0)")
     p.add_argument("--verbose", action="store_true", help="log every HTTP request")
     p.set_defaults(func=run)
 
@@ -84,6 +107,8 @@ def run(args) -> int:
         lambda_concurrency=args.lambda_concurrency,
         endpoint_cold_start=args.endpoint_cold_start,
         endpoint_idle_timeout=args.endpoint_idle_timeout or None,
+        transform_quota=args.transform_quota,
+        transform_throttle=args.transform_throttle,
     )
     if args.endpoint_idle_timeout and not args.endpoint_cold_start:
         raise UsageError("--endpoint-idle-timeout needs --endpoint-cold-start SECONDS")

@@ -12,6 +12,9 @@ no AWS account and no Docker (`critic serve`, `make run`).
 - container.py  the SageMaker PyTorch inference container, without Docker
 - pool.py       first come, first served hand-out of environments and workers
 - lambdas.py    Lambda execution environments (worker processes), async retries
+- events.py     the event bus: S3 notifications, EventBridge rules, on-failure
+                destinations
 - api.py        the HTTP API (payload 2.0) and the web page
-- stack.py      all of it together
+- serving.py    the HTTP servers of the endpoint and the API
+- stack.py      all of it wired together
 """

@@ -1,11 +1,12 @@
 """S3 on one machine: moto's S3 (the protocol, in this process), made
 persistent, with the notifications AWS would send.
 
-- Every object created or removed, by any client and any way (PutObject, POST,
-  CopyObject, CompleteMultipartUpload, DeleteObject(s)), passes through moto's
-  notification hook; this module listens there, writes the object to the data
-  folder (so it survives a restart) and hands ObjectCreated events to the
-  notifier, which builds the event S3 sends.
+- Every object created or removed through the stack's endpoint, by any client
+  and any way (PutObject, POST, CopyObject, CompleteMultipartUpload,
+  DeleteObject(s)), passes through moto's notification hook; the stack's
+  ObjectEvents listens there, its S3Store writes the object to the data folder
+  (so it survives a restart) and its event bus (critic/local/events.py) sends
+  what S3 would, in the records built here.
 - Buckets are saved when they are created or deleted, and after a DELETE the
   saved objects are checked (moto sends no event for a delete marker); on
   start, everything is loaded back into moto without sending notifications.
@@ -15,6 +16,7 @@ VersionId, ETag, metadata and last-modified time).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -25,7 +27,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import quote_plus
 
 from moto.s3 import notifications as moto_notifications
@@ -35,22 +37,68 @@ from critic.local.ids import ACCOUNT_ID, eventbridge_event
 
 LOG = logging.getLogger("critic.s3")
 
-# Called with (event_name like "ObjectCreated:Put", bucket, key) for every
-# object event; installed once, dispatches to the running stack.
-_listeners: list[Callable] = []
-_original_send_event = moto_notifications.send_event
 
+class ObjectEvents:
+    """moto's S3 notification hook for one stack: while installed (from the
+    stack's start to its stop), every object event raised by a request the
+    stack's endpoint serves goes to `listener(event_name, bucket, key)`
+    (event_name like "s3:ObjectCreated:Put"; bucket and key are moto's).
 
-def _send_event(account_id, event_name, bucket, key):
-    _original_send_event(account_id, event_name, bucket, key)
-    for listener in list(_listeners):
+    moto raises its events through one module function,
+    moto.s3.notifications.send_event, in the thread that handles the request:
+    install() wraps it, and serve(app) marks the threads running this stack's
+    WSGI application, so two stacks in one process (they share moto's S3)
+    each hear only their own requests. A listener's failure is logged and
+    never fails the S3 request."""
+
+    def __init__(self, listener: Callable[[str, Any, Any], None]):
+        self.listener = listener
+        self._scope = threading.local()
+        self._installed = False
+        self._next: Callable = moto_notifications.send_event
+
+    def install(self) -> None:
+        self._next = moto_notifications.send_event
+        moto_notifications.send_event = self._send_event
+        self._installed = True
+
+    def remove(self) -> None:
+        self._installed = False
+        if moto_notifications.send_event == self._send_event:
+            moto_notifications.send_event = self._next
+        # Otherwise a hook installed later wraps this one, which now passes events on.
+
+    def __enter__(self) -> ObjectEvents:
+        self.install()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.remove()
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """Events raised in this thread inside the block reach the listener."""
+        self._scope.depth = getattr(self._scope, "depth", 0) + 1
         try:
-            listener(str(getattr(event_name, "value", event_name)), bucket, key)
+            yield
+        finally:
+            self._scope.depth -= 1
+
+    def serve(self, app: Callable) -> Callable:
+        """The WSGI application `app`, with its requests' events reaching the listener."""
+        def scoped(environ, start_response):
+            with self.scope():
+                return app(environ, start_response)
+        return scoped
+
+    def _send_event(self, account_id, event_name, bucket, key) -> None:
+        self._next(account_id, event_name, bucket, key)
+        if not (self._installed and getattr(self._scope, "depth", 0)):
+            return
+        try:
+            self.listener(str(getattr(event_name, "value", event_name)), bucket, key)
         except Exception:  # noqa: BLE001 - a listener's failure must not fail the S3 request
             LOG.exception("S3 event listener failed")
-
-
-moto_notifications.send_event = _send_event
 
 
 def backend():

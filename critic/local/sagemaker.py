@@ -6,7 +6,10 @@ protocols, so boto3 (and the Lambda handlers) talk to them unmodified.
   StopTransformJob. Requests are validated against botocore's service model
   (required members, types, lengths, ranges, patterns, enums) and answered
   with SageMaker's error codes: ValidationException, ResourceInUse for a
-  duplicate job name. Jobs run in the background (critic/local/transform_runner.py),
+  duplicate job name, and, when asked to play a small account
+  (`critic serve --transform-quota N`, `--transform-throttle F`),
+  ResourceLimitExceeded beyond N instances of a type in running jobs and
+  ThrottlingException for a fraction F of CreateTransformJob calls. Jobs run in the background (critic/local/transform_runner.py),
   move InProgress -> Completed | Failed | Stopped (via Stopping), survive a
   restart as records, and report every status change.
 - SageMaker Runtime (REST-JSON, `POST /endpoints/<name>/invocations`):
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import threading
 import time
@@ -38,7 +42,6 @@ INVOKE_LIMIT = 6 * 1024 * 1024  # InvokeEndpoint's payload limit
 # SageMaker's own wording; an unexpected exception's text (Python internals)
 # goes to the stack's log, not into a reason users read.
 INTERNAL_ERROR = "InternalServerError: We encountered an internal error. Please try again."
-TERMINAL = ("Completed", "Failed", "Stopped")
 
 
 class ServiceError(Exception):
@@ -155,7 +158,11 @@ def _now() -> float:
 
 
 class TransformJobs:
-    """CreateTransformJob and friends, with jobs kept in data/transform-jobs/."""
+    """CreateTransformJob and friends, with jobs kept in data/transform-jobs/.
+
+    quota: instances of one type that running jobs may hold, as an account's
+    "<type> for transform job usage" quota (None: no limit); throttle: the
+    fraction of CreateTransformJob calls answered ThrottlingException."""
 
     def __init__(
         self,
@@ -166,6 +173,9 @@ class TransformJobs:
         invoke: Callable[[bytes, str, str], ModelAnswer],
         on_change: Callable[[dict], None],
         max_jobs: int = 2,
+        quota: int | None = None,
+        throttle: float = 0.0,
+        seed: int | None = None,
     ):
         self.folder = folder
         self.region = region
@@ -177,7 +187,12 @@ class TransformJobs:
         self._stops: dict[str, threading.Event] = {}
         self._lock = threading.RLock()
         self._closing = False
-        self._pool = ThreadPoolExecutor(max_jobs, thread_name_prefix="transform-job")
+        self.quota = quota
+        self.throttle = throttle
+        self._random = random.Random(seed)
+        self.peak_in_progress = 0  # most jobs InProgress at once since start (what the quota bounds)
+        self.throttled = 0  # CreateTransformJob calls answered ThrottlingException
+        self._pool = ThreadPoolExecutor(max(max_jobs, quota or 0), thread_name_prefix="transform-job")
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def arn(self, name: str) -> str:
@@ -246,11 +261,15 @@ class TransformJobs:
         except ValueError as error:
             raise ServiceError("ValidationException", str(error)) from None
         with self._lock:
+            if self.throttle and self._random.random() < self.throttle:
+                self.throttled += 1
+                raise ServiceError("ThrottlingException", "Rate exceeded")
             if name in self._jobs:
                 raise ServiceError(
                     "ResourceInUse",
                     "Transform job names must be unique within an AWS account and region, and a transform "
                     f"job with this name already exists ({self.arn(name)})")
+            self._check_quota(request["TransformResources"])
             now = _now()
             job = {
                 "TransformJobName": name,
@@ -279,9 +298,27 @@ class TransformJobs:
             self._stops[name] = threading.Event()
             self._save(job)
             snapshot = json.loads(json.dumps(job))
+            self.peak_in_progress = max(self.peak_in_progress, sum(
+                1 for j in self._jobs.values() if j["TransformJobStatus"] in ("InProgress", "Stopping")))
         self.on_change(snapshot)
         self._pool.submit(self._run, name, request)
         return {"TransformJobArn": job["TransformJobArn"]}
+
+    def _check_quota(self, resources: dict) -> None:
+        """SageMaker's answer when running jobs already hold the account's instances of this type."""
+        if self.quota is None:
+            return
+        instance_type, wanted = resources["InstanceType"], resources["InstanceCount"]
+        used = sum(j["TransformResources"]["InstanceCount"] for j in self._jobs.values()
+                   if j["TransformJobStatus"] in ("InProgress", "Stopping")
+                   and j["TransformResources"]["InstanceType"] == instance_type)
+        if used + wanted > self.quota:
+            raise ServiceError(
+                "ResourceLimitExceeded",
+                f"The account-level service limit '{instance_type} for transform job usage' is {self.quota} "
+                f"Instances, with current utilization of {used} Instances and a request delta of {wanted} "
+                "Instances. Please use AWS Service Quotas to request an increase for this quota. If AWS Service "
+                "Quotas is not available, contact AWS support to request an increase for this quota.")
 
     def describe(self, request: dict) -> dict:
         validate("DescribeTransformJob", request)

@@ -6,10 +6,12 @@ One process runs, on 127.0.0.1 only:
 - the HTTP API of template.yaml, calling its Lambda functions
   (critic/local/api.py, critic/local/lambdas.py), and the web page;
 - the event sources: S3 notifications of the template's buckets and the
-  EventBridge rules of its functions (transform job state changes).
+  EventBridge rules of its functions (transform job state changes), through
+  the stack's event bus (critic/local/events.py), and the SQS event sources
+  of its functions (critic/local/sqs.py).
 
-State (buckets, objects, transform jobs, dead letters) lives in the data
-folder and survives a restart.
+State (buckets, objects, queued messages, transform jobs, dead letters) lives
+in the data folder and survives a restart.
 """
 from __future__ import annotations
 
@@ -22,7 +24,6 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 
@@ -30,12 +31,14 @@ from critic import REPO_ROOT
 from critic.local import s3 as local_s3
 from critic.local.api import HttpApiGateway
 from critic.local.aws import AwsEndpoint
-from critic.local.clients import local_client
-from critic.local.lambdas import AsyncInvoker, LambdaFunction, endpoint_variables, function_environment
+from critic.local.clients import S3ObjectStore, local_client
+from critic.local.events import EventBus
+from critic.local.lambdas import LambdaFunction, endpoint_variables, function_environment
 from critic.local.sagemaker import ColdStart, Endpoint, TransformJobs, state_change_event
 from critic.local.serving import KeepAliveHandler, Server
+from critic.local.sqs import QueueReader, QueueStore, create_queues, queue_url
 from critic.local.ids import DEFAULT_REGION
-from critic.local.template import LocalStack, Rule, read_template
+from critic.local.template import LocalStack, read_template
 from critic.local.transform_runner import ModelAnswer
 
 LOG = logging.getLogger("critic.stack")
@@ -44,6 +47,10 @@ DEFAULT_AWS_PORT = 4566
 DEFAULT_API_PORT = 3000
 AWS_PORT_VARIABLE = "CRITIC_AWS_PORT"
 API_PORT_VARIABLE = "CRITIC_API_PORT"
+# Template parameters the local stack sets unless told otherwise: its
+# transform jobs take seconds, not AWS's minutes, so an upload waiting for
+# capacity is tried again after 1 to 4 s instead of 1 to 15 minutes.
+LOCAL_PARAMETER_DEFAULTS = {"CapacityRetrySeconds": "1", "CapacityRetryMaxSeconds": "4"}
 
 
 class StackError(Exception):
@@ -67,6 +74,8 @@ class StackOptions:
     retry_delays: tuple[float, ...] = (1.0, 2.0)
     endpoint_cold_start: float = 0.0  # seconds a cold endpoint holds invocations (0: always warm)
     endpoint_idle_timeout: float | None = None  # seconds idle before it is cold again (None: never)
+    transform_quota: int | None = None  # instances running jobs may hold, as an account's quota (None: no limit)
+    transform_throttle: float = 0.0  # fraction of CreateTransformJob calls answered ThrottlingException
 
 
 def check_port(host: str, port: int, variable: str, flag: str) -> None:
@@ -97,9 +106,9 @@ class Stack:
         self.functions: dict[str, LambdaFunction] = {}
         self.servers: list[Server] = []
         self.jobs: TransformJobs | None = None
-        self.invoker: AsyncInvoker | None = None
-        self._sequencer = local_s3.Sequencer()
-        self._listener = None
+        self.bus: EventBus | None = None
+        self.s3_events: local_s3.ObjectEvents | None = None
+        self.queue_readers: list[QueueReader] = []
 
     # -- addresses ---------------------------------------------------------- #
 
@@ -130,10 +139,29 @@ class Stack:
             "functions": {f.logical_id: {"name": f.name, "environment": f.environment}
                           for f in template.functions.values()} if template else {},
             "notifications": [
-                {"bucket": n.bucket, "function": n.function, "prefix": n.prefix, "suffix": n.suffix}
+                {"bucket": n.bucket, "function": n.function, "prefix": n.prefix, "suffix": n.suffix, "queue": n.queue}
                 for n in template.s3_notifications] if template else [],
+            "queues": self._queue_roles(),
+            "transformJobs": {"quota": self.options.transform_quota, "throttle": self.options.transform_throttle,
+                              "peakInProgress": self.jobs.peak_in_progress if self.jobs else 0,
+                              "throttled": self.jobs.throttled if self.jobs else 0},
             "data": str(self.options.data_dir),
         }
+
+    def _queue_roles(self) -> dict[str, str]:
+        """The URLs of the uploads queue (S3 notifications go there) and of the
+        failed-events queue (its dead-letter queue), for `critic redrive`."""
+        template = self.template
+        if template is None:
+            return {}
+        roles = {}
+        uploads = next((n.queue for n in template.s3_notifications if n.queue), None)
+        if uploads:
+            roles["uploads"] = queue_url(self.aws_url, uploads)
+            failed = next((q.dead_letter_queue for q in template.queues if q.name == uploads), None)
+            if failed:
+                roles["failedEvents"] = queue_url(self.aws_url, failed)
+        return roles
 
     # -- start and stop ------------------------------------------------------ #
 
@@ -142,7 +170,7 @@ class Stack:
         check_port(options.host, options.aws_port, AWS_PORT_VARIABLE, "--aws-port")
         check_port(options.host, options.api_port, API_PORT_VARIABLE, "--api-port")
         try:
-            self.template = read_template(options.template, parameters=options.parameters)
+            self.template = read_template(options.template, parameters=self._parameters())
         except Exception as error:
             raise StackError(str(error)) from error
         artifact = Path(options.artifact) if options.artifact else None
@@ -183,6 +211,13 @@ class Stack:
             self.stop()
             raise
 
+    def _parameters(self) -> dict[str, str]:
+        from critic.cfn_yaml import load_yaml
+
+        declared = load_yaml(self.options.template).get("Parameters") or {}
+        local = {k: v for k, v in LOCAL_PARAMETER_DEFAULTS.items() if k in declared}
+        return {**local, **self.options.parameters}
+
     def _prepare(self) -> None:
         """The Lambda functions, each with one warm execution environment."""
         options, template = self.options, self.template
@@ -209,12 +244,15 @@ class Stack:
                 s3.create_bucket(bucket.name, region)
             if bucket.versioned and not s3.buckets[bucket.name].is_versioned:
                 s3.put_bucket_versioning(bucket.name, "Enabled")
+            if bucket.cors_rules:  # the web page's uploads (critic/local/s3browser.py answers by them)
+                s3.put_bucket_cors(bucket.name, [_moto_cors_rule(rule) for rule in bucket.cors_rules])
         store.sync_buckets()
         LOG.info("S3: %d objects restored from %s", restored, store.folder)
 
-        # Lambda's event queue.
+        # The event bus (and Lambda's event queue behind it).
         data = options.data_dir
-        self.invoker = AsyncInvoker(data / "dead-letter", options.retry_delays, on_failure=self._send_failure)
+        self.bus = EventBus(template, self.functions, data / "dead-letter", options.retry_delays,
+                            lambda: self.client("sqs"))
 
         # SageMaker.
         container = self.container
@@ -224,8 +262,9 @@ class Stack:
             return ModelAnswer(result.status, result.body)
 
         self.jobs = TransformJobs(data / "transform-jobs", region, template.models,
-                                  lambda: _S3ObjectStore(self.client("s3")), invoke_model,
-                                  self._job_changed, options.max_jobs)
+                                  lambda: S3ObjectStore(self.client("s3")), invoke_model,
+                                  self._job_changed, options.max_jobs, quota=options.transform_quota,
+                                  throttle=options.transform_throttle)
         if options.endpoint_cold_start > 0:
             self.cold_start = ColdStart(options.endpoint_cold_start, options.endpoint_idle_timeout)
         endpoint = Endpoint(template.endpoints, region, container.invoke, self.cold_start)
@@ -236,7 +275,15 @@ class Stack:
             if method in ("DELETE", "POST"):  # DeleteObject(s)
                 store.sync_deletions()
 
-        aws_app = AwsEndpoint(self.jobs, endpoint, after_s3_change, self.info)
+        def on_s3_event(event_name: str, bucket, key) -> None:
+            store.on_object_event(event_name, bucket, key)
+            if event_name.startswith("s3:ObjectCreated"):
+                self.bus.object_created(event_name, bucket, key)
+
+        self.s3_events = local_s3.ObjectEvents(on_s3_event)
+        queues = QueueStore(data / "sqs", region)
+        aws_app = self.s3_events.serve(AwsEndpoint(self.jobs, endpoint, after_s3_change, self.info,
+                                                   after_sqs_change=queues.save, invoke_function=self._invoke))
         self.servers.append(Server("aws-endpoint", options.host, options.aws_port, aws_app, _AwsHandler))
         functions = self.functions
         api = template.apis[0] if template.apis else None
@@ -248,31 +295,32 @@ class Stack:
         for server in self.servers:
             server.start()
         sqs = self.client("sqs")
-        for queue in template.queues:  # e.g. the functions' on-failure destination
-            sqs.create_queue(QueueName=queue)
+        create_queues(sqs, template.queues, region)  # e.g. the uploads queue and the failed-events queue
+        LOG.info("SQS: %d messages restored from %s", queues.restore(), queues.folder)
 
         # Event sources, once everything they call is up.
-        def on_s3_event(event_name: str, bucket, key) -> None:
-            store.on_object_event(event_name, bucket, key)
-            if event_name.startswith("s3:ObjectCreated"):
-                self._s3_created(event_name, bucket, key)
-
-        self._listener = on_s3_event
-        local_s3._listeners.append(on_s3_event)
+        self.s3_events.install()
         for name in self.jobs.load():
             LOG.warning("transform job %s was interrupted by a restart: marked Failed", name)
+        for source in template.queue_sources:
+            reader = QueueReader(source, self.client("sqs"), queue_url(self.aws_url, source.queue), region,
+                                 self.functions[source.function].invoke)
+            self.queue_readers.append(reader)
+            reader.start()
 
     def stop(self) -> None:
-        if self._listener in local_s3._listeners:
-            local_s3._listeners.remove(self._listener)
+        for reader in self.queue_readers:
+            reader.stop()
+        if self.s3_events:
+            self.s3_events.remove()
         if self.jobs:
             self.jobs.close()
         if self.cold_start:
             self.cold_start.close()  # invocations held by a warm-up end now
         for server in self.servers:
             server.stop()
-        if self.invoker:
-            self.invoker.close()
+        if self.bus:
+            self.bus.close()
         for function in self.functions.values():
             function.close()
         if self.container:
@@ -281,45 +329,22 @@ class Stack:
 
     # -- event sources -------------------------------------------------------- #
 
-    def _s3_created(self, event_name: str, bucket, key) -> None:
-        template = self.template
-        sequencer = self._sequencer.next()
-        for notification in template.s3_notifications:
-            if notification.bucket != bucket.name:
-                continue
-            if not any(_event_matches(pattern, event_name) for pattern in notification.events):
-                continue
-            if not (key.name.startswith(notification.prefix) and key.name.endswith(notification.suffix)):
-                continue
-            record = local_s3.s3_event_record(event_name, bucket, key, notification.configuration_id,
-                                              template.region, sequencer)
-            self.invoker.submit(self.functions[notification.function], {"Records": [record]},
-                                f"s3://{bucket.name}/{key.name}")
-        spec = template.bucket_named(bucket.name)
-        if spec and spec.eventbridge:
-            self.publish(local_s3.eventbridge_object_created(event_name, bucket, key, template.region, sequencer))
-
-    def _send_failure(self, destination: str, record: dict) -> None:
-        """Lambda's on-failure destination, when it is one of the template's queues."""
-        if not destination.startswith("arn:aws:sqs:"):
-            return
-        sqs = self.client("sqs")
-        url = sqs.get_queue_url(QueueName=destination.rsplit(":", 1)[-1])["QueueUrl"]
-        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
+    def _invoke(self, name: str, event, asynchronous: bool):
+        """Lambda's Invoke API (what `critic redrive` calls): the function by
+        name or ARN; None if there is no such function."""
+        short = name.split(":")[6] if name.startswith("arn:") and name.count(":") >= 6 else name
+        function = next((f for f in self.functions.values() if short in (f.spec.name, f.spec.logical_id)), None)
+        if function is None:
+            return None
+        if asynchronous:
+            self.bus.invoke_async(function.spec.logical_id, event, "Lambda Invoke (Event)")
+            return True
+        return function.invoke(event)
 
     def _job_changed(self, job: dict) -> None:
         LOG.info("transform job %s: %s%s", job["TransformJobName"], job["TransformJobStatus"],
                  f" ({job['FailureReason']})" if job.get("FailureReason") else "")
-        self.publish(state_change_event(job, self.region))
-
-    def publish(self, event: dict) -> None:
-        """EventBridge's default bus: deliver the event to every matching rule."""
-        from moto.events.models import EventPattern
-
-        for rule in self.template.rules:
-            if EventPattern(None, rule.pattern).matches_event(event):
-                self.invoker.submit(self.functions[rule.function], _rule_input(rule, event),
-                                    f"EventBridge rule {rule.name}")
+        self.bus.publish(state_change_event(job, self.region))
 
     # -- what runs where ------------------------------------------------------ #
 
@@ -345,11 +370,20 @@ class Stack:
         for notification in template.s3_notifications:
             filt = " ".join(x for x in (notification.prefix and f"prefix {notification.prefix}",
                                         notification.suffix and f"suffix {notification.suffix}") if x)
-            lines.append(f"  On upload      s3://{notification.bucket}/ {filt} -> {notification.function}")
+            via = f"{notification.queue} -> " if notification.queue else ""
+            lines.append(f"  On upload      s3://{notification.bucket}/ {filt} -> {via}{notification.function}")
         for rule in template.rules:
             lines.append(f"  On event       {_pattern_summary(rule.pattern)} -> {rule.function}")
+        readers = {source.queue: source.function for source in template.queue_sources}
         for queue in template.queues:
-            lines.append(f"  Queue          {queue}   (SQS; events a function failed on after retries)")
+            role = (f"uploads waiting for a transform job, read by {readers[queue.name]}" if queue.name in readers
+                    else "what could not be handled after retries; `critic redrive` sends it back")
+            lines.append(f"  Queue          {queue.name}   (SQS; {role})")
+        if self.options.transform_quota is not None or self.options.transform_throttle:
+            lines.append(f"  Transform jobs at most {self.options.transform_quota} instances of a type at once"
+                         if self.options.transform_quota is not None else "  Transform jobs no quota")
+            if self.options.transform_throttle:
+                lines[-1] += f"; {self.options.transform_throttle:.0%} of CreateTransformJob calls throttled"
         lines.append(f"  Data folder    {self.options.data_dir}   (`critic serve --fresh` starts clean)")
         notification = next(iter(template.s3_notifications), None)
         route = next((r for api in template.apis for r in api.routes if r.method == "POST"), None)
@@ -373,42 +407,17 @@ class Stack:
         return "\n".join(lines)
 
 
-class _S3ObjectStore:
-    """critic.local.transform_runner's ObjectStore over S3 (here: the local endpoint)."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        keys = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys.extend(item["Key"] for item in page.get("Contents", []))
-        return keys
-
-    def download(self, bucket: str, key: str, fileobj) -> None:
-        self.client.download_fileobj(bucket, key, fileobj)
-
-    def upload(self, bucket: str, key: str, fileobj) -> None:
-        self.client.upload_fileobj(fileobj, bucket, key)
-
-
-def _event_matches(pattern: str, event_name: str) -> bool:
-    pattern = pattern if pattern.startswith("s3:") else f"s3:{pattern}"
-    if pattern.endswith(":*"):
-        return event_name.startswith(pattern[:-1])
-    return pattern == event_name
-
-
-def _rule_input(rule: Rule, event: dict) -> Any:
-    if rule.input is not None:
-        return json.loads(rule.input) if isinstance(rule.input, str) else rule.input
-    if rule.input_path:
-        value: Any = event
-        for part in rule.input_path.removeprefix("$").strip(".").split("."):
-            if part:
-                value = value.get(part) if isinstance(value, dict) else None
-        return value
-    return event
+def _moto_cors_rule(rule: dict) -> dict:
+    """A CloudFormation CorsRule as moto's S3 takes it (PutBucketCors's XML, parsed)."""
+    moto_rule = {"AllowedOrigin": list(rule["AllowedOrigins"]), "AllowedMethod": list(rule["AllowedMethods"])}
+    for cfn, moto in (("AllowedHeaders", "AllowedHeader"), ("ExposedHeaders", "ExposeHeader")):
+        if rule.get(cfn):
+            moto_rule[moto] = list(rule[cfn])
+    if rule.get("MaxAge") is not None:
+        moto_rule["MaxAgeSeconds"] = str(rule["MaxAge"])
+    if rule.get("Id"):
+        moto_rule["ID"] = rule["Id"]
+    return moto_rule
 
 
 def _pattern_summary(pattern: dict) -> str:

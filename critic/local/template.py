@@ -10,6 +10,7 @@ names, and the HTTP API routes and CORS configuration.
 """
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class Bucket:
     name: str
     versioned: bool
     eventbridge: bool  # NotificationConfiguration.EventBridgeConfiguration
+    cors_rules: list[dict] = field(default_factory=list)  # CorsConfiguration.CorsRules, resolved
 
 
 @dataclass
@@ -96,11 +98,35 @@ class Rule:
 @dataclass
 class S3Notification:
     bucket: str  # bucket name
-    function: str  # logical id
+    function: str | None  # logical id: the function invoked, or the one reading `queue`
     events: list[str]
     prefix: str = ""
     suffix: str = ""
     configuration_id: str = ""
+    queue: str | None = None  # queue name, when S3 sends the event to SQS
+
+
+@dataclass
+class Queue:
+    """An SQS queue (AWS::SQS::Queue) and the settings the local stack honours."""
+    logical_id: str
+    name: str
+    visibility_timeout: int = 30
+    retention_seconds: int = 345_600
+    delay_seconds: int = 0
+    dead_letter_queue: str | None = None  # name, from RedrivePolicy.deadLetterTargetArn
+    max_receive_count: int | None = None
+
+
+@dataclass
+class QueueSource:
+    """An SQS event source mapping: a function reading a queue in batches."""
+    function: str  # logical id
+    queue: str  # queue name
+    batch_size: int = 10
+    batching_window: float = 0.0
+    report_batch_item_failures: bool = False
+    max_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency
 
 
 @dataclass
@@ -117,7 +143,8 @@ class LocalStack:
     apis: list[HttpApi]
     rules: list[Rule]
     s3_notifications: list[S3Notification]
-    queues: list[str] = field(default_factory=list)  # names of the template's SQS queues
+    queues: list[Queue] = field(default_factory=list)  # the template's SQS queues
+    queue_sources: list[QueueSource] = field(default_factory=list)
 
     def function(self, name: str) -> Function:
         """A function by logical id or function name."""
@@ -241,6 +268,8 @@ class _Resolver:
         rtype = self.resources.get(name, {}).get("Type")
         if rtype in _REF_IS_ARN:
             return self.arn(name)
+        if rtype == "AWS::SQS::Queue":  # as AWS gives it; clients send it to their (local) endpoint
+            return f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{self.name(name)}"
         return self.name(name)
 
     def get_att(self, logical_id: str, attribute: str, where: str) -> Any:
@@ -380,8 +409,18 @@ def read_template(
 
     functions: dict[str, Function] = {}
     buckets: dict[str, Bucket] = {}
-    endpoints, models, rules, notifications, queues = [], [], [], [], []
+    endpoints, models, rules, notifications, queues, queue_sources = [], [], [], [], [], []
     apis: dict[str, HttpApi] = {}
+
+    def _queue_by_arn(arn: Any) -> str | None:
+        """The name of the template's queue an ARN (resolved or not) names."""
+        if isinstance(arn, dict) and "Fn::GetAtt" in arn:
+            target = arn["Fn::GetAtt"]
+            logical_id = target[0] if isinstance(target, list) else str(target).split(".")[0]
+            return resolver.name(logical_id) if resources.get(logical_id, {}).get("Type") == "AWS::SQS::Queue" else None
+        if isinstance(arn, str) and arn.startswith("arn:aws:sqs:"):
+            return arn.rsplit(":", 1)[-1]
+        return None
 
     for logical_id, resource in resources.items():
         if not included(logical_id, resource):
@@ -393,7 +432,8 @@ def read_template(
             versioning = resolver.resolve(props.get("VersioningConfiguration") or {}, where)
             notification = resolver.resolve(props.get("NotificationConfiguration") or {}, where)
             bucket = Bucket(logical_id, resolver.name(logical_id), versioning.get("Status") == "Enabled",
-                            bool((notification.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled")))
+                            bool((notification.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled")),
+                            (resolver.resolve(props.get("CorsConfiguration") or {}, where)).get("CorsRules") or [])
             buckets[logical_id] = bucket
             for config in notification.get("LambdaConfigurations") or []:
                 target = _function_by_arn(resolver, config.get("Function"))
@@ -402,12 +442,32 @@ def read_template(
                 notifications.append(S3Notification(bucket.name, target, _events_list(config.get("Event")),
                                                     rules_.get("prefix", ""), rules_.get("suffix", ""),
                                                     f"{logical_id}-{target}"))
+            for index, config in enumerate(notification.get("QueueConfigurations") or []):
+                queue = _queue_by_arn(config.get("Queue"))
+                if queue is None:
+                    raise TemplateError(f"{where}.NotificationConfiguration.QueueConfigurations: the queue must be "
+                                        "!GetAtt of a queue in this template")
+                rules_ = {r["Name"].lower(): r["Value"] for r in
+                          ((config.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []}
+                notifications.append(S3Notification(bucket.name, None, _events_list(config.get("Event")),
+                                                     rules_.get("prefix", ""), rules_.get("suffix", ""),
+                                                     config.get("Id") or f"{logical_id}-queue-{index}", queue))
         elif rtype == "AWS::SageMaker::Endpoint":
             endpoints.append(resolver.name(logical_id))
         elif rtype == "AWS::SageMaker::Model":
             models.append(resolver.name(logical_id))
         elif rtype == "AWS::SQS::Queue":
-            queues.append(resolver.name(logical_id))
+            resolved = resolver.resolve(props, where)
+            redrive = resolved.get("RedrivePolicy") or {}
+            if isinstance(redrive, str):
+                redrive = json.loads(redrive)
+            queues.append(Queue(
+                logical_id, resolver.name(logical_id),
+                visibility_timeout=int(resolved.get("VisibilityTimeout", 30)),
+                retention_seconds=int(resolved.get("MessageRetentionPeriod", 345_600)),
+                delay_seconds=int(resolved.get("DelaySeconds", 0)),
+                dead_letter_queue=_queue_by_arn(redrive.get("deadLetterTargetArn")),
+                max_receive_count=_int_or_none(redrive.get("maxReceiveCount"))))
         elif rtype == "AWS::Serverless::HttpApi":
             cors = props.get("CorsConfiguration", globals_api.get("CorsConfiguration"))
             apis[logical_id] = HttpApi(logical_id, resolver.name(logical_id), _cors(resolver.resolve(cors, where)))
@@ -486,10 +546,28 @@ def read_template(
                 method = "ANY" if method in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD") else method
                 apis[api_id].routes.append(Route(method, path_, logical_id,
                                                  str(resolved.get("PayloadFormatVersion", "2.0"))))
-            # Other event types (Schedule, SQS, ...) are not run locally.
+            elif etype == "SQS":
+                queue = _queue_by_arn(eprops.get("Queue"))
+                if queue is None:
+                    raise TemplateError(f"{ewhere}.Queue: must be !GetAtt of a queue in this template")
+                resolved = resolver.resolve({k: v for k, v in eprops.items() if k != "Queue"}, ewhere)
+                if resolved.get("Enabled", True) in (False, "false"):
+                    continue
+                queue_sources.append(QueueSource(
+                    logical_id, queue, batch_size=int(resolved.get("BatchSize", 10)),
+                    batching_window=float(resolved.get("MaximumBatchingWindowInSeconds", 0)),
+                    report_batch_item_failures="ReportBatchItemFailures" in (resolved.get("FunctionResponseTypes") or []),
+                    max_concurrency=_int_or_none((resolved.get("ScalingConfig") or {}).get("MaximumConcurrency"))))
+            # Other event types (Schedule, ...) are not run locally.
 
+    # An upload sent to a queue is handled by the function reading that queue.
+    readers = {source.queue: source.function for source in queue_sources}
+    for notification in notifications:
+        if notification.queue is not None:
+            notification.function = readers.get(notification.queue)
     return LocalStack(path, root, stack_name, region, {k: str(v) for k, v in resolver.parameters.items()},
-                      functions, buckets, endpoints, models, list(apis.values()), rules, notifications, queues)
+                      functions, buckets, endpoints, models, list(apis.values()), rules, notifications, queues,
+                      queue_sources)
 
 
 def _merge(base: dict, override: dict) -> dict:

@@ -26,7 +26,8 @@ from typing import IO, Callable, Protocol
 
 from batch.jobs import readable_reason
 from contract.jsonreader import JSONInputError, loads as read_json
-from contract.locations import parse_s3_uri, transform_output_key
+from contract.locations import parse_s3_uri, s3_uri, transform_output_key
+from contract.transformjob import S3_URI_SCHEMES, TransformJobRequest, input_uri, output_path
 from critic.local.transform import (
     DataProcessing,
     TransformError,
@@ -35,9 +36,6 @@ from critic.local.transform import (
     payload,
     split_records,
 )
-
-# CreateTransformJob takes an S3Uri as s3:// or https://.
-S3URI_SCHEMES = ("s3", "https")
 
 LOG = logging.getLogger("critic.transform")
 
@@ -106,18 +104,17 @@ class TransformJob:
     processing: DataProcessing
 
     @classmethod
-    def from_request(cls, request: dict) -> "TransformJob":
-        source = request["TransformInput"]["DataSource"]["S3DataSource"]
+    def from_request(cls, request: TransformJobRequest) -> "TransformJob":
         transform_input = request["TransformInput"]
         transform_output = request["TransformOutput"]
         client = request.get("ModelClientConfig") or {}
         return cls(
             name=request["TransformJobName"],
-            input_uri=source["S3Uri"],
+            input_uri=input_uri(request),
             content_type=transform_input.get("ContentType", ""),
             compression=transform_input.get("CompressionType", "None"),
             split_type=transform_input.get("SplitType", "None"),
-            output_uri=transform_output["S3OutputPath"],
+            output_uri=output_path(request),
             accept=transform_output.get("Accept", ""),
             assemble_with=transform_output.get("AssembleWith", "None"),
             strategy=request.get("BatchStrategy", "MultiRecord"),
@@ -151,8 +148,8 @@ class TransformRunner:
     def run(self) -> list[str]:
         """Transform every input object; return the output URIs. Raises
         JobStopped, or JobFailed with the FailureReason."""
-        bucket, prefix = parse_s3_uri(self.job.input_uri, S3URI_SCHEMES)
-        out_bucket, out_prefix = parse_s3_uri(self.job.output_uri, S3URI_SCHEMES)
+        bucket, prefix = parse_s3_uri(self.job.input_uri, S3_URI_SCHEMES)
+        out_bucket, out_prefix = parse_s3_uri(self.job.output_uri, S3_URI_SCHEMES)
         keys = [key for key in self.store.list_keys(bucket, prefix) if not key.endswith("/")]
         if not keys:
             raise JobFailed(
@@ -165,7 +162,7 @@ class TransformRunner:
             target = transform_output_key(key, prefix, out_prefix)
             try:
                 self._transform_object(bucket, key, out_bucket, target)
-                outputs.append(f"s3://{out_bucket}/{target}")
+                outputs.append(s3_uri(out_bucket, target))
             except TransformError as error:
                 kind = getattr(error, "kind", "ClientError")
                 failures.append(f"{kind}: s3://{bucket}/{key}: {error}")

@@ -7,10 +7,11 @@ URIs, counts of records / scored / errors (read from `<key>.out` when the job
 completed), failure reason, and timings. A failed job also logs an error with
 its reason.
 
-It reads only the event's detail, which carries the job's description:
-TransformJobName, TransformJobStatus, FailureReason,
-TransformInput.DataSource.S3DataSource.S3Uri, TransformOutput.S3OutputPath,
-CreationTime, TransformStartTime, TransformEndTime.
+It reads only the event's detail, which carries the job's description
+(contract/transformjob.py's TransformJobDescription): TransformJobName,
+TransformJobStatus, FailureReason, TransformInput.DataSource.S3DataSource.S3Uri,
+TransformOutput.S3OutputPath, CreationTime, TransformStartTime,
+TransformEndTime.
 
 Environment: OUTPUT_BUCKET, JOB_NAME_PREFIX, POWERTOOLS_SERVICE_NAME,
 POWERTOOLS_METRICS_NAMESPACE.
@@ -31,10 +32,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from batch import jobs
+from contract import transformjob
+from contract.locations import s3_uri
 
 OUTPUT_BUCKET = os.environ["OUTPUT_BUCKET"]
 JOB_NAME_PREFIX = os.environ["JOB_NAME_PREFIX"]
-FINAL_STATES = ("Completed", "Failed", "Stopped")
 
 logger = Logger()
 tracer = Tracer()
@@ -51,7 +53,7 @@ def count_output(bucket: str, key: str, fmt: jobs.InputFormat) -> jobs.Counts | 
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
             raise
-        logger.error("the completed job left no output", extra={"output": f"s3://{bucket}/{key}"})
+        logger.error("the completed job left no output", extra={"output": s3_uri(bucket, key)})
         return None
     with body:
         return jobs.count_results(jobs.iter_lines(body.iter_chunks(1024 * 1024)), fmt)
@@ -71,15 +73,15 @@ def record_metrics(document: dict) -> None:
 @metrics.log_metrics
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict | None:
-    detail = event.detail
+    detail: transformjob.TransformJobDescription = event.detail
     name, status = detail.get("TransformJobName", ""), detail.get("TransformJobStatus")
     logger.append_keys(job=name)
-    if not jobs.is_stack_job(name, JOB_NAME_PREFIX) or status not in FINAL_STATES:
+    if not jobs.is_stack_job(name, JOB_NAME_PREFIX) or status not in transformjob.FINAL_STATUSES:
         logger.info("ignored: not a final state of this stack's jobs", extra={"job_status": status})
         metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
         return None
-    input_uri = detail["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-    bucket, result_key = jobs.output_location(input_uri, detail["TransformOutput"]["S3OutputPath"])
+    input_uri = transformjob.input_uri(detail)
+    bucket, result_key = jobs.output_location(input_uri, transformjob.output_path(detail))
     if bucket != OUTPUT_BUCKET:
         logger.warning("ignored: the job writes outside this stack's output bucket", extra={"output_bucket": bucket})
         metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
@@ -89,7 +91,7 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict | No
     fmt = jobs.input_format(jobs.parse_s3_uri(input_uri)[1])
     if status == "Completed" and fmt is not None:
         counts = count_output(bucket, result_key, fmt)
-        output_uri = f"s3://{bucket}/{result_key}" if counts is not None else None
+        output_uri = s3_uri(bucket, result_key) if counts is not None else None
     document = jobs.status_document(
         detail, output_uri=output_uri, counts=counts, recorded_at=datetime.now(timezone.utc)
     )

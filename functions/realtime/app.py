@@ -3,6 +3,8 @@
 Request: `application/json` {"review": "..."} or `text/plain` (the whole body
 is the review), UTF-8, at most MAX_BODY_BYTES (256 KiB) after base64
 decoding. Response: 200 {"label": "positive"|"negative", "score": P(positive)}.
+These shapes, and the messages for a body without a usable review, are
+contract/reviews.py's, which the model's handler uses too.
 
 Every other answer is JSON {"message": "..."}:
   400 body empty, not UTF-8, malformed JSON (or JSON that the shared reader,
@@ -60,6 +62,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
 from contract.jsonreader import JSONInputError, loads as read_json
+from contract import reviews
 from contract.media import JSON, TEXT, charset, media_type
 
 MAX_BODY_BYTES = 256 * 1024  # far below a serverless endpoint's 4 MB payload limit
@@ -112,18 +115,12 @@ def read_review(event: APIGatewayProxyEventV2) -> str:
         raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY_BYTES} bytes")
     if not body:
         raise ApiError(HTTPStatus.BAD_REQUEST, "the body is empty")
-    review = body
-    if media == JSON:
-        try:
-            document = read_json(body)
-        except JSONInputError as error:
-            raise ApiError(HTTPStatus.BAD_REQUEST, f"malformed JSON: {error}") from None
-        if not isinstance(document, dict) or not isinstance(document.get("review"), str):
-            raise ApiError(HTTPStatus.BAD_REQUEST, 'the body must be a JSON object with a string "review"')
-        review = document["review"]
-    if not review.strip():
-        raise ApiError(HTTPStatus.BAD_REQUEST, "the review is empty")
-    return review
+    try:
+        return reviews.review_from_request(read_json(body)) if media == JSON else reviews.review_text(body)
+    except JSONInputError as error:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"malformed JSON: {error}") from None
+    except reviews.InvalidReview as error:
+        raise ApiError(HTTPStatus.BAD_REQUEST, str(error)) from None
 
 
 def _endpoint_error(error: ClientError) -> ApiError:
@@ -162,13 +159,13 @@ def _endpoint_error(error: ClientError) -> ApiError:
     return ApiError(HTTPStatus.BAD_GATEWAY, "the model endpoint failed")
 
 
-def invoke_model(review: str) -> dict:
+def invoke_model(review: str) -> reviews.Result:
     try:
         response = sagemaker_runtime.invoke_endpoint(
             EndpointName=ENDPOINT_NAME,
             ContentType=JSON,
             Accept=JSON,
-            Body=json.dumps({"review": review}).encode("utf-8"),
+            Body=json.dumps(reviews.request(review)).encode("utf-8"),
         )
         payload = response["Body"].read()
     except ClientError as error:
@@ -187,25 +184,17 @@ def invoke_model(review: str) -> dict:
         logger.error("endpoint unreachable", extra={"error": str(error)})
         raise ApiError(HTTPStatus.BAD_GATEWAY, "the model endpoint is unreachable") from None
     try:
-        result = read_json(payload)
-    except JSONInputError:  # not JSON, or JSON past the reader's limits: a 502 below
-        result = None
-    if isinstance(result, dict) and isinstance(result.get("error"), str):
-        raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"the review cannot be scored: {result['error']}")
-    if (
-        not isinstance(result, dict)
-        or result.get("label") not in ("positive", "negative")
-        or not isinstance(result.get("score"), (int, float))
-        or isinstance(result.get("score"), bool)
-        or not 0.0 <= result["score"] <= 1.0  # also refuses NaN, which JSON.parse cannot read
-    ):
+        result = reviews.read_result(read_json(payload))
+    except ValueError:  # not JSON, JSON past the reader's limits, or not a result
         logger.error("unexpected endpoint response", extra={"response": payload[:512].decode("utf-8", "replace")})
-        raise ApiError(HTTPStatus.BAD_GATEWAY, "the model returned an unexpected response")
-    return {"label": result["label"], "score": float(result["score"])}
+        raise ApiError(HTTPStatus.BAD_GATEWAY, "the model returned an unexpected response") from None
+    if reviews.ERROR in result:
+        raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, f"the review cannot be scored: {result[reviews.ERROR]}")
+    return result
 
 
 @app.post("/score")
-def score() -> dict:
+def score() -> reviews.Result:
     result = invoke_model(read_review(app.current_event))
     metrics.add_metric(name="ReviewsScored", unit=MetricUnit.Count, value=1)
     return result

@@ -18,15 +18,22 @@ ENV = {
     "ENDPOINT_NAME": "critic-endpoint",
     "ALLOWED_ORIGIN": "*",
     "MODEL_NAME": "Model-AbCdEf123456",
+    "INPUT_BUCKET": "critic-input-123456789012-us-east-1-local",
     "OUTPUT_BUCKET": "critic-output-123456789012-us-east-1-local",
     "JOB_NAME_PREFIX": "critic-local",
     "BATCH_INSTANCE_TYPE": "ml.m5.large",
     "BATCH_INSTANCE_COUNT": "1",
     "MAX_PAYLOAD_MB": "1",
+    "UPLOADS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/critic-UploadsQueue",
+    "FAILED_EVENTS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/critic-FailedEventsQueue",
+    "MAX_JOBS_IN_FLIGHT": "0",  # template.yaml's default is 2; the cap's own tests set it
+    "CAPACITY_RETRY_SECONDS": "60",
+    "CAPACITY_RETRY_MAX_SECONDS": "900",
+    "MAX_UPLOAD_MB": "100",
     "POWERTOOLS_METRICS_NAMESPACE": "Critic",
 }
 ENDPOINT_OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER",
-                       "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
+                       "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_LAMBDA")
 
 
 @contextmanager

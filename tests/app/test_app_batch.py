@@ -1,4 +1,6 @@
-"""BatchFunction (S3 upload -> CreateTransformJob): every request checked by
+"""BatchFunction (S3 upload -> CreateTransformJob), for the S3 event one
+uploads-queue message carries (tests/app/test_app_buffer.py: the queue's side,
+waiting for capacity and giving up): every request checked by
 botocore's Stubber against the real SageMaker and S3 service models; one run
 against moto's S3 and SageMaker for the whole HTTP round trip."""
 from __future__ import annotations
@@ -12,6 +14,7 @@ from urllib.parse import quote_plus, unquote_plus
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.data_classes import S3Event
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
@@ -33,6 +36,11 @@ def aws(batch_app, fresh_client):
         yield sm, st
         sm.assert_no_pending_responses()
         st.assert_no_pending_responses()
+
+
+def handle(batch_app, event: dict, context) -> dict:
+    """What the function does with the S3 event one uploads-queue message carries."""
+    return batch_app.handle_upload_event(S3Event(event))
 
 
 def expected_name(key: str, version: str, stem: str) -> str:
@@ -112,7 +120,7 @@ def test_unicode_key_is_decoded_and_submitted(batch_app, aws, context):
     assert "+" in event["Records"][0]["s3"]["object"]["key"]  # S3 form-encodes keys
     listed(st, UNICODE_KEY)
     created(sm, unicode_request())
-    result = batch_app.lambda_handler(event, context)
+    result = handle(batch_app, event, context)
     assert result["results"] == [
         {"bucket": INPUT, "key": UNICODE_KEY, "outcome": "submitted", "job": unicode_request()["TransformJobName"]}
     ]
@@ -132,7 +140,7 @@ def test_every_record_gets_its_own_job(batch_app, aws, context):
         names.append(name)
         listed(st, key)
         created(sm, expected_request(name, key, content_type, accept, f"s3://{OUTPUT}/batch", join))
-    result = batch_app.lambda_handler(event, context)
+    result = handle(batch_app, event, context)
     assert [r["outcome"] for r in result["results"]] == ["submitted"] * 3
     assert [r["job"] for r in result["results"]] == names
     assert len(set(names)) == 3  # same file name, other suffix or version: another job
@@ -140,7 +148,7 @@ def test_every_record_gets_its_own_job(batch_app, aws, context):
 
 def test_non_input_key_is_skipped_without_any_call(batch_app, aws, context, logs):
     lines = logs(batch_app)
-    result = batch_app.lambda_handler(load_event("s3-put-non-input"), context)
+    result = handle(batch_app, load_event("s3-put-non-input"), context)
     assert result["results"] == [{
         "bucket": INPUT, "key": "uploads/notes.md", "outcome": "skipped",
         "reason": "not an input file (input files end in .txt, .jsonl, .csv)",
@@ -172,19 +180,19 @@ def put_event(*objects: dict, name: str = "ObjectCreated:Put") -> dict:
     ],
 )
 def test_objects_that_are_not_input_are_skipped(batch_app, aws, context, obj, reason):
-    result = batch_app.lambda_handler(put_event(obj), context)
+    result = handle(batch_app, put_event(obj), context)
     assert result["results"][0]["outcome"] == "skipped" and result["results"][0]["reason"] == reason
 
 
 def test_other_event_kinds_are_skipped(batch_app, aws, context):
     event = put_event({"key": "uploads/a.txt", "size": 5, "versionId": "v1"}, name="ObjectRemoved:Delete")
-    assert batch_app.lambda_handler(event, context)["results"][0]["outcome"] == "skipped"
+    assert handle(batch_app, event, context)["results"][0]["outcome"] == "skipped"
 
 
 def test_s3_test_event_is_a_no_op(batch_app, aws, context):
     event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-22T10:00:00.000Z",
              "Bucket": INPUT, "RequestId": "5582815E1AEA5ADF", "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE"}
-    assert batch_app.lambda_handler(event, context) == {"results": []}
+    assert handle(batch_app, event, context) == {"results": []}
 
 
 @pytest.mark.parametrize("code", ["ValidationException", "ResourceInUse"])
@@ -196,7 +204,7 @@ def test_duplicate_delivery_is_one_job(batch_app, aws, context, code):
                         service_message=DUPLICATE_MESSAGE.format(name=request["TransformJobName"]),
                         http_status_code=400, expected_params=request)
     described(sm, request, status="Completed")
-    result = batch_app.lambda_handler(load_event("s3-put-unicode-key"), context)
+    result = handle(batch_app, load_event("s3-put-unicode-key"), context)
     assert result["results"][0]["outcome"] == "duplicate"
 
 
@@ -211,7 +219,7 @@ def test_a_validation_error_that_is_not_a_duplicate_fails(batch_app, aws, contex
                         service_message="Could not find requested job with name " + request["TransformJobName"],
                         http_status_code=400, expected_params={"TransformJobName": request["TransformJobName"]})
     with pytest.raises(batch_app.SubmitFailed, match="Could not find model"):
-        batch_app.lambda_handler(load_event("s3-put-unicode-key"), context)
+        handle(batch_app, load_event("s3-put-unicode-key"), context)
 
 
 def test_one_failure_does_not_stop_the_others_and_is_reported(batch_app, aws, context):
@@ -219,31 +227,48 @@ def test_one_failure_does_not_stop_the_others_and_is_reported(batch_app, aws, co
     event = load_event("s3-put-multiple")
     txt, jsonl, csv_ = ("batch/reviews.txt", "batch/reviews.jsonl", "batch/with id.csv")
     listed(st, txt)
-    sm.add_client_error("create_transform_job", service_error_code="ResourceLimitExceeded",
-                        service_message="The account-level service limit 'ml.m5.large for transform job usage' is 1 Instances",
-                        http_status_code=400)
+    sm.add_client_error("create_transform_job", service_error_code="AccessDeniedException",
+                        service_message="not authorized to perform: sagemaker:CreateTransformJob", http_status_code=400)
     listed(st, jsonl)
     sm.add_response("create_transform_job", {"TransformJobArn": "arn:aws:sagemaker:us-east-1:123456789012:transform-job/x"})
     listed(st, csv_)
     sm.add_response("create_transform_job", {"TransformJobArn": "arn:aws:sagemaker:us-east-1:123456789012:transform-job/y"})
     with pytest.raises(batch_app.SubmitFailed) as failure:
-        batch_app.lambda_handler(event, context)
+        handle(batch_app, event, context)
     message = str(failure.value)
-    assert message.startswith(f"1 of 3 uploads not submitted: s3://{INPUT}/batch/reviews.txt: ResourceLimitExceeded")
-    assert "ResourceLimitExceeded" in message and "jsonl" not in message and "csv" not in message
+    assert message.startswith(f"1 of 3 uploads not submitted: s3://{INPUT}/batch/reviews.txt: ClientError")
+    assert "AccessDeniedException" in message and "jsonl" not in message and "csv" not in message
+
+
+@pytest.mark.parametrize("code, status", [("ResourceLimitExceeded", 400), ("ThrottlingException", 400),
+                                          ("InternalFailure", 500), ("ServiceUnavailable", 503)])
+def test_a_quota_or_throttling_answer_makes_that_upload_wait_and_the_others_go(batch_app, aws, context, code, status):
+    sm, st = aws
+    event = load_event("s3-put-multiple")
+    txt, jsonl, csv_ = ("batch/reviews.txt", "batch/reviews.jsonl", "batch/with id.csv")
+    listed(st, txt)
+    sm.add_client_error("create_transform_job", service_error_code=code, http_status_code=status,
+                        service_message="The account-level service limit 'ml.m5.large for transform job usage' is 1 Instances")
+    listed(st, jsonl)
+    sm.add_response("create_transform_job", {"TransformJobArn": "arn:aws:sagemaker:us-east-1:123456789012:transform-job/x"})
+    listed(st, csv_)
+    sm.add_response("create_transform_job", {"TransformJobArn": "arn:aws:sagemaker:us-east-1:123456789012:transform-job/y"})
+    with pytest.raises(batch_app.NoCapacity, match=code) as wait:
+        handle(batch_app, event, context)
+    assert [unquote_plus(r["s3"]["object"]["key"]) for r in wait.value.records] == [txt]  # only it waits
 
 
 def test_a_key_that_prefixes_another_object_is_refused(batch_app, aws, context):
     sm, st = aws
     listed(st, UNICODE_KEY, UNICODE_KEY + ".bak")
     with pytest.raises(batch_app.SubmitFailed, match="another object's key starts with this one"):
-        batch_app.lambda_handler(load_event("s3-put-unicode-key"), context)
+        handle(batch_app, load_event("s3-put-unicode-key"), context)
 
 
 def test_an_object_deleted_before_submission_is_skipped(batch_app, aws, context):
     sm, st = aws
     st.add_response("list_objects_v2", {"KeyCount": 0, "IsTruncated": False}, {"Bucket": INPUT, "Prefix": UNICODE_KEY, "MaxKeys": 2})
-    result = batch_app.lambda_handler(load_event("s3-put-unicode-key"), context)
+    result = handle(batch_app, load_event("s3-put-unicode-key"), context)
     assert result["results"][0]["outcome"] == "skipped"
 
 
@@ -254,7 +279,7 @@ def test_without_version_the_etag_names_the_job(batch_app, aws, context):
     name = expected_name(key, "9e107d9d372bb6826bd81d3542a419d6", "plain")
     listed(st, key)
     created(sm, expected_request(name, key, "text/csv", "text/csv", f"s3://{OUTPUT}", join=True))
-    assert batch_app.lambda_handler(event, context)["results"][0]["job"] == name
+    assert handle(batch_app, event, context)["results"][0]["job"] == name
 
 
 def test_long_keys_give_valid_names(batch_app, aws, context):
@@ -263,7 +288,7 @@ def test_long_keys_give_valid_names(batch_app, aws, context):
     event = put_event({"key": quote_plus(key, safe="/"), "size": 9, "versionId": "v" * 32})
     listed(st, key)
     sm.add_response("create_transform_job", {"TransformJobArn": "arn:aws:sagemaker:us-east-1:123456789012:transform-job/x"})
-    name = batch_app.lambda_handler(event, context)["results"][0]["job"]
+    name = handle(batch_app, event, context)["results"][0]["job"]
     assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", name) and name.startswith("critic-local-")
 
 
@@ -280,7 +305,7 @@ def test_jobs_reach_sagemaker_over_http(batch_app, fresh_client, context):
         for record in load_event("s3-put-multiple")["Records"] + load_event("s3-put-unicode-key")["Records"]:
             s3.put_object(Bucket=INPUT, Key=unquote_plus(record["s3"]["object"]["key"]), Body=b"a review\n")
         event["Records"] += load_event("s3-put-unicode-key")["Records"]
-        result = batch_app.lambda_handler(event, context)
+        result = handle(batch_app, event, context)
         assert [r["outcome"] for r in result["results"]] == ["submitted"] * 4
         job = sagemaker.describe_transform_job(TransformJobName=result["results"][3]["job"])
         assert job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{INPUT}/{UNICODE_KEY}"
@@ -305,7 +330,7 @@ def test_a_key_too_long_for_sagemaker_is_skipped_with_its_reason(batch_app, aws,
     record either (its key would be over S3's 1,024 bytes): the log says why."""
     lines = logs(batch_app)
     key = long_key(1100)
-    result = batch_app.lambda_handler(put_event({"key": key, "size": 10, "versionId": "v1"}), context)  # no call stubbed
+    result = handle(batch_app, put_event({"key": key, "size": 10, "versionId": "v1"}), context)  # no call stubbed
     (only,) = result["results"]
     assert (only["outcome"], only["key"], only["status"]) == ("skipped", key, None)
     assert only["reason"].startswith("the key is too long for a SageMaker transform job: the job's TransformInput "
@@ -323,7 +348,7 @@ def test_a_key_just_under_the_limit_is_submitted(batch_app, aws, context):
     assert len(request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]) == 1024
     listed(st, key)
     created(sm, request)
-    assert batch_app.lambda_handler(put_event({"key": key, "size": 10, "versionId": "v1"}), context)["results"][0][
+    assert handle(batch_app, put_event({"key": key, "size": 10, "versionId": "v1"}), context)["results"][0][
         "outcome"] == "submitted"
 
 
@@ -334,7 +359,7 @@ def test_a_key_with_a_line_terminator_is_skipped_and_recorded(batch_app, aws, co
     sm, st = aws
     st.add_response("put_object", {"ETag": '"x"'}, {"Bucket": OUTPUT, "Key": key + ".status.json",
                                                       "ContentType": "application/json", "Body": ANY})
-    result = batch_app.lambda_handler(put_event({"key": quote_plus(key, safe="/"), "size": 10, "versionId": "v1"}),
+    result = handle(batch_app, put_event({"key": quote_plus(key, safe="/"), "size": 10, "versionId": "v1"}),
                                       context)["results"][0]
     assert result["outcome"] == "skipped" and "line break" in result["reason"]
     assert result["status"] == f"s3://{OUTPUT}/{key}.status.json"
@@ -346,7 +371,7 @@ def test_a_status_record_that_cannot_be_written_still_skips(batch_app, aws, cont
     key = long_key(1000)
     st.add_client_error("put_object", service_error_code="InternalError", service_message="We encountered an internal error",
                         http_status_code=500)
-    result = batch_app.lambda_handler(put_event({"key": key, "size": 10, "versionId": "v1"}), context)["results"][0]
+    result = handle(batch_app, put_event({"key": key, "size": 10, "versionId": "v1"}), context)["results"][0]
     assert (result["outcome"], result["status"]) == ("skipped", None)  # no exception: no retry, no dead letter
     assert any(line["message"] == "could not record the skipped upload's status" for line in lines)
 
@@ -361,7 +386,7 @@ def test_a_skipped_upload_is_recorded_as_its_status_over_http(batch_app, fresh_c
         s3.create_bucket(Bucket=INPUT)
         s3.create_bucket(Bucket=OUTPUT)
         s3.put_object(Bucket=INPUT, Key=key, Body=b"a review\n")
-        result = batch_app.lambda_handler(put_event({"key": quote_plus(key, safe="/"), "size": 9, "versionId": "v1"}),
+        result = handle(batch_app, put_event({"key": quote_plus(key, safe="/"), "size": 9, "versionId": "v1"}),
                                           context)["results"][0]
         assert result["outcome"] == "skipped"
         assert sagemaker.list_transform_jobs()["TransformJobSummaries"] == []

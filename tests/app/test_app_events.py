@@ -6,16 +6,21 @@ import base64
 import json
 
 import pytest
-from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventV2Model, EventBridgeModel, S3Model
+from aws_lambda_powertools.utilities.parser.models import (
+    APIGatewayProxyEventV2Model,
+    EventBridgeModel,
+    S3Model,
+    SqsModel,
+)
 
 from app_support import EVENTS, load_event
 
 EXPECTED = {
     "api-post-json", "api-post-text", "api-post-base64", "api-empty-review", "api-oversized", "api-malformed-json",
-    "s3-put-unicode-key", "s3-put-multiple", "s3-put-non-input",
+    "s3-put-unicode-key", "s3-put-multiple", "s3-put-non-input", "sqs-s3-put-multiple",
     "sagemaker-transform-completed", "sagemaker-transform-failed",
 }
-MODELS = {"api": APIGatewayProxyEventV2Model, "s3": S3Model, "sagemaker": EventBridgeModel}
+MODELS = {"api": APIGatewayProxyEventV2Model, "s3": S3Model, "sagemaker": EventBridgeModel, "sqs": SqsModel}
 
 
 def test_the_sample_events_are_all_there():
@@ -52,3 +57,9 @@ def test_job_events_carry_what_the_completion_function_reads(name):
     assert detail["TransformOutput"]["S3OutputPath"].startswith("s3://")
     assert {"CreationTime", "TransformStartTime", "TransformEndTime"} <= set(detail)
     assert ("FailureReason" in detail) == (detail["TransformJobStatus"] == "Failed")
+
+
+def test_the_uploads_queue_event_carries_the_s3_event_as_its_body():
+    [record] = load_event("sqs-s3-put-multiple")["Records"]
+    assert json.loads(record["body"]) == load_event("s3-put-multiple")
+    S3Model.model_validate(json.loads(record["body"]))

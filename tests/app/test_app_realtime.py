@@ -13,6 +13,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from app_support import REPO, function_timeout, handler_environment, load_event, worst_case_seconds
+from contract import reviews
 
 ORIGIN = "http://127.0.0.1:8000"
 
@@ -160,7 +161,17 @@ def test_a_leading_byte_order_mark_is_ignored(realtime, runtime, context):
 
 
 def test_blank_text_is_400(realtime, runtime, context):
-    assert call(realtime, request(" \n\t\r\n", "text/plain"), context)[:2] == (400, {"message": "the review is empty"})
+    assert call(realtime, request(" \n\t\r\n", "text/plain"), context)[:2] == (400, {"message": "review is empty"})
+
+
+@pytest.mark.parametrize("body, message", [
+    ('{"review": 5}', reviews.REVIEW_NOT_A_STRING),
+    ('["a review"]', reviews.NOT_A_REVIEW_OBJECT),
+    ('{"review": "  "}', reviews.REVIEW_EMPTY),
+])
+def test_json_without_a_usable_review_gets_the_contract_message(realtime, runtime, context, body, message):
+    """The model answers the same body with the same message (tests/contract/test_reviews.py)."""
+    assert call(realtime, request(body), context)[:2] == (400, {"message": message})
 
 
 def test_base64_body_that_is_not_utf8_is_400(realtime, runtime, context):

@@ -16,12 +16,13 @@ import pytest
 from cfnlint.decode import cfn_yaml
 
 from app_support import ENV, REPO
-from batch import jobs
+from batch import buffer, jobs
 
 TEMPLATE = REPO / "template.yaml"
 SAM = REPO / ".tools" / "sam" / "bin" / "sam"
 CHECKOV = REPO / ".tools" / "checkov" / "bin" / "checkov"
-FUNCTIONS = {"RealtimeFunction": "realtime", "BatchFunction": "batch", "CompletionFunction": "completion"}
+FUNCTIONS = {"RealtimeFunction": "realtime", "BatchFunction": "batch", "CompletionFunction": "completion",
+             "UploadsFunction": "uploads"}
 STACK_UID = {"Fn::Select": [0, {"Fn::Split": ["-", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]}]}
 # Set by Lambda itself, not by the template.
 RUNTIME_VARIABLES = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_FUNCTION_NAME"}
@@ -146,11 +147,58 @@ def test_a_container_build_mounts_the_domain_layers_links():
 
 
 def test_upload_notifications_match_the_input_suffixes(template):
-    events = template["Resources"]["BatchFunction"]["Properties"]["Events"]
-    suffixes = sorted(e["Properties"]["Filter"]["S3Key"]["Rules"][0]["Value"] for e in events.values())
+    bucket = template["Resources"]["InputBucket"]
+    notifications = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    suffixes = sorted(n["Filter"]["S3Key"]["Rules"][0]["Value"] for n in notifications)
     assert suffixes == sorted(jobs.INPUT_SUFFIXES)
-    assert all(e["Properties"]["Bucket"] == {"Ref": "InputBucket"} for e in events.values())
-    assert all(e["Properties"]["Events"] == "s3:ObjectCreated:*" for e in events.values())
+    assert all(n["Queue"] == {"Fn::GetAtt": ["UploadsQueue", "Arn"]} for n in notifications)
+    assert all(n["Event"] == "s3:ObjectCreated:*" for n in notifications)
+    assert bucket["DependsOn"] == "UploadsQueuePolicy"  # S3 checks it may send when the notification is set
+
+
+def test_the_batch_function_reads_the_uploads_queue_with_partial_batch_responses(template):
+    [source] = template["Resources"]["BatchFunction"]["Properties"]["Events"].values()
+    assert source["Type"] == "SQS"
+    assert source["Properties"]["Queue"] == {"Fn::GetAtt": ["UploadsQueue", "Arn"]}
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["Properties"]["ScalingConfig"]["MaximumConcurrency"] >= 2  # SQS's minimum
+
+
+def test_only_the_input_bucket_may_send_uploads_and_only_over_tls(template):
+    [allow, deny] = template["Resources"]["UploadsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert allow["Principal"] == {"Service": "s3.amazonaws.com"} and allow["Action"] == "sqs:SendMessage"
+    source = allow["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"][0]
+    assert source.startswith("arn:${AWS::Partition}:s3:::critic-input-")
+    assert template["Resources"]["InputBucket"]["Properties"]["BucketName"]["Fn::Sub"][0] in source
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    for policy in ("UploadsQueuePolicy", "FailedEventsQueuePolicy", "AlarmTopicPolicy"):
+        statements_ = template["Resources"][policy]["Properties"]["PolicyDocument"]["Statement"]
+        assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+                   for s in statements_), policy
+
+
+def test_every_alarm_reaches_the_alarm_topic(template):
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    assert set(alarms) == {"FailedEventsAlarm", "UploadsWaitingAlarm", "TransformJobsFailedAlarm", "ApiErrorRateAlarm",
+                           "RealtimeFunctionErrorsAlarm", "BatchFunctionErrorsAlarm", "CompletionFunctionErrorsAlarm",
+                           "UploadsFunctionErrorsAlarm", "EndpointErrorsAlarm", "EndpointLatencyAlarm"}
+    for logical_id, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], logical_id
+        assert alarm["Properties"]["TreatMissingData"] == "notBreaching", logical_id
+    functions = {a["Properties"]["Dimensions"][0]["Value"]["Ref"] for a in alarms.values()
+                 if a["Properties"].get("MetricName") == "Errors"}
+    assert functions == set(FUNCTIONS)
+    subscription = template["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail" and subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
+
+
+def test_the_failed_job_alarm_reads_the_metric_the_completion_function_writes(template):
+    alarm = template["Resources"]["TransformJobsFailedAlarm"]["Properties"]
+    completion = template["Resources"]["CompletionFunction"]["Properties"]["Environment"]["Variables"]
+    assert alarm["Namespace"] == completion["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": completion["POWERTOOLS_SERVICE_NAME"]}]
+    source = (REPO / "functions" / "completion" / "app.py").read_text()
+    assert 'f"TransformJobs{document[\'status\']}"' in source and alarm["MetricName"] == "TransformJobsFailed"
 
 
 def test_the_completion_rule_matches_this_stacks_jobs(template):
@@ -179,7 +227,8 @@ def test_no_wildcard_actions_and_scoped_resources(template):
         for statement in statements(template["Resources"][logical_id]):
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert all("*" not in action for action in actions), (logical_id, statement)
-            assert statement["Resource"] != "*", (logical_id, statement)
+            if statement["Resource"] == "*":  # only where the action has no resource-level permissions
+                assert actions == ["sagemaker:ListTransformJobs"], (logical_id, statement)
     role = template["Resources"]["SageMakerExecutionRole"]["Properties"]
     for statement in role["Policies"][0]["PolicyDocument"]["Statement"]:
         assert all("*" not in a for a in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]))
@@ -205,15 +254,62 @@ def test_batch_may_only_start_this_models_jobs(template):
     # It writes nothing but the status record of an upload it cannot submit.
     assert by_sid["RecordSkippedUploads"]["Action"] == "s3:PutObject"
     assert by_sid["RecordSkippedUploads"]["Resource"] == {"Fn::Sub": "${OutputBucket.Arn}/*.status.json"}
+    # It sends to its own queue (waiting uploads) and the failed-events queue only.
+    assert by_sid["WaitAndRecordFailures"]["Action"] == "sqs:SendMessage"
+    assert by_sid["WaitAndRecordFailures"]["Resource"] == [{"Fn::GetAtt": ["UploadsQueue", "Arn"]},
+                                                           {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}]
     assert set(by_sid) == {"CreateJobsOfThisModel", "DescribeThisStacksJobs", "PassTheSageMakerRole", "ListInputKeys",
-                           "RecordSkippedUploads"}
+                           "RecordSkippedUploads", "CountJobsInFlight", "WaitAndRecordFailures"}
 
 
-def test_failed_async_invocations_are_kept(template):
-    for logical_id in ("BatchFunction", "CompletionFunction"):
-        config = template["Resources"][logical_id]["Properties"]["EventInvokeConfig"]
-        assert 0 < config["MaximumRetryAttempts"] <= 2
-        assert config["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}}
+def test_uploads_may_only_sign_puts_under_uploads_and_read_their_results(template):
+    function = template["Resources"]["UploadsFunction"]["Properties"]
+    by_sid = {s["Sid"]: s for s in statements(template["Resources"]["UploadsFunction"])}
+    batch = {s["Sid"]: s for s in statements(template["Resources"]["BatchFunction"])}
+    uploads_only = {"StringLike": {"s3:prefix": "uploads/*"}}
+    assert by_sid == {
+        "SignUploads": {"Sid": "SignUploads", "Effect": "Allow", "Action": "s3:PutObject",
+                        "Resource": {"Fn::Sub": "${InputBucket.Arn}/uploads/*"}},
+        "FindUploads": {"Sid": "FindUploads", "Effect": "Allow", "Action": "s3:ListBucketVersions",
+                        "Resource": {"Fn::GetAtt": ["InputBucket", "Arn"]}, "Condition": uploads_only},
+        "FindStatusRecords": {"Sid": "FindStatusRecords", "Effect": "Allow", "Action": "s3:ListBucket",
+                              "Resource": {"Fn::GetAtt": ["OutputBucket", "Arn"]}, "Condition": uploads_only},
+        "ReadStatusRecordsAndResults": {
+            "Sid": "ReadStatusRecordsAndResults", "Effect": "Allow", "Action": "s3:GetObject",
+            "Resource": [{"Fn::Sub": "${OutputBucket.Arn}/uploads/*.status.json"},
+                         {"Fn::Sub": "${OutputBucket.Arn}/uploads/*.out"}]},
+        "DescribeThisStacksJobs": batch["DescribeThisStacksJobs"],  # the same jobs, described only
+    }
+    assert by_sid["DescribeThisStacksJobs"]["Action"] == "sagemaker:DescribeTransformJob"
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in function["Events"].values()}
+    assert routes == {("POST", "/uploads"), ("GET", "/uploads/{id}")}
+    assert all(e["Properties"]["ApiId"] == {"Ref": "HttpApi"} for e in function["Events"].values())
+    assert function["Environment"]["Variables"]["MAX_UPLOAD_MB"] == {"Ref": "MaxUploadMB"}
+    assert template["Parameters"]["MaxUploadMB"]["Default"] == 100
+
+
+def test_the_input_bucket_takes_browser_posts_from_the_allowed_origin_only(template):
+    [rule] = template["Resources"]["InputBucket"]["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert rule["AllowedOrigins"] == [{"Ref": "AllowedOrigin"}] and rule["AllowedMethods"] == ["POST"]
+    assert "AllowedHeaders" not in rule  # a multipart form POST sends none that need allowing
+    assert "CorsConfiguration" not in template["Resources"]["OutputBucket"]["Properties"]  # downloads are navigations
+    api = template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
+    assert api["AllowOrigins"] == [{"Ref": "AllowedOrigin"}] and api["AllowMethods"] == ["GET", "POST", "OPTIONS"]
+
+
+def test_failed_events_are_kept(template):
+    config = template["Resources"]["CompletionFunction"]["Properties"]["EventInvokeConfig"]
+    assert 0 < config["MaximumRetryAttempts"] <= 2
+    assert config["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}}
+    # Uploads: the function records what it gives up on after MAX_RECEIVES; the
+    # queue's redrive policy is the backstop for a message that crashed it.
+    uploads = template["Resources"]["UploadsQueue"]["Properties"]
+    assert uploads["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}
+    assert uploads["RedrivePolicy"]["maxReceiveCount"] > buffer.MAX_RECEIVES
+    assert uploads["MessageRetentionPeriod"] >= buffer.MAX_WAIT_SECONDS
+    # AWS: a queue's visibility timeout at least six times the function's timeout.
+    assert uploads["VisibilityTimeout"] >= 6 * template["Resources"]["BatchFunction"]["Properties"]["Timeout"]
+    assert "EventInvokeConfig" not in template["Resources"]["BatchFunction"]["Properties"]
 
 
 @pytest.mark.parametrize("bucket", ["InputBucket", "OutputBucket"])
@@ -398,13 +494,19 @@ def test_sam_build_packages_each_function_with_only_what_it_needs():
     # contents and the two layers on the path, in Lambda's order.
     cases = {
         "RealtimeFunction": ("api-malformed-json", lambda r: r["statusCode"] == 400),
-        "BatchFunction": ("s3-put-non-input", lambda r: r["results"][0]["outcome"] == "skipped"),
+        "BatchFunction": ("s3-put-non-input", lambda r: r == {"batchItemFailures": []}),
         "CompletionFunction": ("sagemaker-transform-completed", lambda r: r is None),
+        "UploadsFunction": ("api-malformed-json", lambda r: r["statusCode"] == 404),  # POST /score is not its route
     }
     for logical_id, (event_name, ok) in cases.items():
         event = json.loads((REPO / "events" / f"{event_name}.json").read_text())
         if logical_id == "CompletionFunction":
             event["detail"]["TransformJobName"] = "another-stacks-job-0123456789abcdef"  # ignored: no AWS call
+        if logical_id == "BatchFunction":  # as the uploads queue delivers it
+            event = {"Records": [{"messageId": "m1", "receiptHandle": "r1", "body": json.dumps(event),
+                                  "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                                  "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:u",
+                                  "awsRegion": "us-east-1"}]}
         child = {**{k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}, **ENV,
                  "POWERTOOLS_SERVICE_NAME": "smoke", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
         done = subprocess.run([python, "-S", "-B", "-c", SMOKE, str(build / logical_id), str(dependencies), str(domain),

@@ -48,9 +48,9 @@ def service(tmp_path_factory):
     holder: dict = {}
 
     def store():
-        from critic.local.stack import _S3ObjectStore
+        from critic.local.clients import S3ObjectStore
 
-        return _S3ObjectStore(holder["s3"])
+        return S3ObjectStore(holder["s3"])
 
     jobs = TransformJobs(folder / "jobs", "us-east-1", [MODEL], store, model,
                          lambda job: events.append(state_change_event(job, "us-east-1")))
@@ -60,8 +60,11 @@ def service(tmp_path_factory):
             return InvocationResult(415, b"unsupported content type 'image/png'", "text/plain")
         return InvocationResult(200, b'{"label": "positive", "score": 0.9}', "application/json")
 
-    app = AwsEndpoint(jobs, Endpoint(["critic-endpoint"], "us-east-1", invoke), lambda method: None,
-                      lambda: {"ok": True})
+    s3_events: list[tuple] = []  # (event name, moto's bucket, moto's key) of the requests served here
+    hook = local_s3.ObjectEvents(lambda name, bucket, key: s3_events.append((name, bucket, key)))
+    app = hook.serve(AwsEndpoint(jobs, Endpoint(["critic-endpoint"], "us-east-1", invoke), lambda method: None,
+                                 lambda: {"ok": True}))
+    hook.install()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}"
@@ -72,7 +75,8 @@ def service(tmp_path_factory):
 
     holder["s3"] = client("s3")
     yield {"jobs": jobs, "model": model, "events": events, "sm": client("sagemaker"), "s3": client("s3"),
-           "runtime": client("sagemaker-runtime"), "folder": folder, "url": url}
+           "runtime": client("sagemaker-runtime"), "folder": folder, "url": url, "s3_events": s3_events}
+    hook.remove()
     jobs.close()
     server.shutdown()
 
@@ -217,9 +221,9 @@ def test_shutdown_leaves_a_running_job_to_be_failed_on_restart(tmp_path, service
     bucket = bucket_with(service, "r.txt", b"x\n")
     model = ModelDouble()
     model.gate.clear()
-    from critic.local.stack import _S3ObjectStore
+    from critic.local.clients import S3ObjectStore
 
-    jobs = TransformJobs(tmp_path / "jobs", "us-east-1", [MODEL], lambda: _S3ObjectStore(service["s3"]), model,
+    jobs = TransformJobs(tmp_path / "jobs", "us-east-1", [MODEL], lambda: S3ObjectStore(service["s3"]), model,
                          lambda job: None)
     try:
         jobs.create(request("cut-short", bucket, "r.txt"))
@@ -280,13 +284,8 @@ def test_invoke_endpoint_answers_and_model_errors(service):
 
 def test_s3_event_records_look_like_the_ones_s3_sends(service):
     s3 = service["s3"]
-    seen = []
-    local_s3._listeners.append(lambda name, bucket, key: seen.append((name, bucket, key)))
-    try:
-        bucket = bucket_with(service, "a folder/red flower+1.txt", b"hello")
-    finally:
-        local_s3._listeners.pop()
-    [(name, fake_bucket, key)] = [event for event in seen if event[0].startswith("s3:ObjectCreated")
+    bucket = bucket_with(service, "a folder/red flower+1.txt", b"hello")
+    [(name, fake_bucket, key)] = [event for event in service["s3_events"] if event[0].startswith("s3:ObjectCreated")
                                   and event[2].name == "a folder/red flower+1.txt"]
     assert name == "s3:ObjectCreated:Put"
     record = local_s3.s3_event_record(name, fake_bucket, key, "cfg", "us-east-1", "0055AED6DCD90281E5")
@@ -324,3 +323,45 @@ def test_a_request_body_the_json_reader_refuses_is_a_serialization_exception(bod
     error = json.loads(answer)
     assert status == 400 and error["__type"] == "SerializationException"
     assert error["Message"].startswith("Request body is not valid JSON: ") and "Traceback" not in error["Message"]
+
+
+def test_beyond_the_quota_create_answers_resource_limit_exceeded_as_aws_does(service):
+    jobs, model, sm = service["jobs"], service["model"], service["sm"]
+    bucket = bucket_with(service, "q.txt", b"a\n")
+    model.gate.clear()  # the jobs hold their instances until released
+    jobs.quota = 2
+    try:
+        sm.create_transform_job(**request("quota-a", bucket, "q.txt"))
+        sm.create_transform_job(**request("quota-b", bucket, "q.txt"))
+        with pytest.raises(ClientError) as refused:
+            sm.create_transform_job(**request("quota-c", bucket, "q.txt"))
+        error = refused.value.response["Error"]
+        assert error["Code"] == "ResourceLimitExceeded"
+        assert "'ml.m5.large for transform job usage' is 2 Instances, with current utilization of 2" in error["Message"]
+        with pytest.raises(ClientError, match="ResourceLimitExceeded"):  # instances count, not jobs
+            sm.create_transform_job(**request("quota-d", bucket, "q.txt", TransformResources={
+                "InstanceType": "ml.m5.large", "InstanceCount": 2}))
+        sm.create_transform_job(**request("quota-e", bucket, "q.txt", TransformResources={  # another type's quota
+            "InstanceType": "ml.c5.xlarge", "InstanceCount": 1}))
+    finally:
+        model.gate.set()
+    for name in ("quota-a", "quota-b", "quota-e"):
+        assert wait(sm, name)["TransformJobStatus"] == "Completed"
+    sm.create_transform_job(**request("quota-c", bucket, "q.txt"))  # room again once they finished
+    assert wait(sm, "quota-c")["TransformJobStatus"] == "Completed"
+    assert jobs.peak_in_progress >= 2
+    jobs.quota = None
+
+
+def test_injected_throttling_answers_throttling_exception(service):
+    jobs, sm = service["jobs"], service["sm"]
+    bucket = bucket_with(service, "t.txt", b"a\n")
+    jobs.throttle = 1.0
+    try:
+        with pytest.raises(ClientError) as throttled:
+            sm.create_transform_job(**request("throttled", bucket, "t.txt"))
+        assert throttled.value.response["Error"]["Code"] == "ThrottlingException"
+    finally:
+        jobs.throttle = 0.0
+    sm.create_transform_job(**request("throttled", bucket, "t.txt"))  # nothing was created by the refused call
+    assert wait(sm, "throttled")["TransformJobStatus"] == "Completed"

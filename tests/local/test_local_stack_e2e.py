@@ -37,7 +37,7 @@ def free_port() -> int:
 
 
 class Served:
-    def __init__(self, repo_root: Path, artifact: Path, data: Path, log: Path, fresh: bool):
+    def __init__(self, repo_root: Path, artifact: Path, data: Path, log: Path, fresh: bool, extra: tuple = ()):
         self.aws_port, self.api_port = free_port(), free_port()
         self.aws = f"http://127.0.0.1:{self.aws_port}"
         self.api = f"http://127.0.0.1:{self.api_port}"
@@ -45,7 +45,7 @@ class Served:
         command = [sys.executable, "-m", "critic", "serve", "--artifact", str(artifact), "--data", str(data),
                    "--aws-port", str(self.aws_port), "--api-port", str(self.api_port)]
         self.log = open(log, "ab")
-        self.process = subprocess.Popen(command + (["--fresh"] if fresh else []), cwd=repo_root, env=env,
+        self.process = subprocess.Popen(command + (["--fresh"] if fresh else []) + list(extra), cwd=repo_root, env=env,
                                         stdout=subprocess.PIPE, stderr=self.log)
         self.banner: list[str] = []
         ready = threading.Event()
@@ -207,6 +207,15 @@ def test_uploaded_files_are_scored_line_by_line(served):
     assert status["status"] == "Completed" and status["counts"]["records"] == 2
 
 
+def test_s3_user_metadata_keeps_its_names(served):
+    """S3 keeps metadata names as sent, underscores included (the AWS
+    endpoint's server must not drop or rename such headers)."""
+    s3 = served.client("s3")
+    bucket = output_bucket(served)
+    s3.put_object(Bucket=bucket, Key="metadata/names.txt", Body=b"x", Metadata={"my_key": "1", "other-key": "2"})
+    assert s3.head_object(Bucket=bucket, Key="metadata/names.txt")["Metadata"] == {"my_key": "1", "other-key": "2"}
+
+
 def test_a_duplicate_upload_event_makes_one_job(served, repo_root, stack_dirs):
     s3, sm = served.client("s3"), served.client("sagemaker")
     bucket, key = input_bucket(served), "dup/again.txt"
@@ -221,13 +230,18 @@ def test_a_duplicate_upload_event_makes_one_job(served, repo_root, stack_dirs):
                "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
                "object": {"key": key, "size": head["ContentLength"], "eTag": head["ETag"].strip('"'),
                           "versionId": head["VersionId"], "sequencer": "00"}}}]}
+    # As the uploads queue delivers it a second time (SQS delivers at least once).
+    message = {"messageId": "m-again", "receiptHandle": "r-again", "body": json.dumps(event),
+               "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs",
+               "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:critic-uploadsqueue", "awsRegion": "us-east-1"}
     event_file = stack_dirs["files"] / "again.json"
-    event_file.write_text(json.dumps(event))
+    event_file.write_text(json.dumps({"Records": [message]}))
     redelivered = subprocess.run(
         [sys.executable, "-m", "critic", "invoke", "BatchFunction", "-e", str(event_file), "--aws-url", served.aws],
         cwd=repo_root, capture_output=True, text=True, timeout=120)
     assert redelivered.returncode == 0, redelivered.stderr[-2000:]
-    assert json.loads(redelivered.stdout)["results"][0]["outcome"] == "duplicate"
+    assert json.loads(redelivered.stdout) == {"batchItemFailures": []}
+    assert "duplicate delivery: the job already exists" in redelivered.stderr
     same = [j for j in sm.list_transform_jobs(NameContains=name)["TransformJobSummaries"]]
     assert [j["TransformJobName"] for j in same] == [name]
 

@@ -109,7 +109,7 @@ def test_intrinsics_resolve_to_local_names(template):
     assert "MAYBE" not in env
     assert (fn.timeout, fn.memory, fn.maximum_retry_attempts) == (9, 512, 1)
     assert fn.on_failure == "arn:aws:sqs:us-east-1:123456789012:critic-queue"
-    assert stack.queues == ["critic-queue"]
+    assert [q.name for q in stack.queues] == ["critic-queue"]
     assert stack.function("critic-fn") is fn  # by name too
     assert stack.buckets["Data"].versioned and not stack.buckets["Plain"].versioned
     assert stack.models == ["critic-model"] and stack.endpoints == ["scoring-dev"]
@@ -144,9 +144,21 @@ def test_the_projects_template_runs_locally(repo_root):
     for function in stack.functions.values():
         assert function.runtime.startswith("python") and function.code_dir.is_dir()
         assert all(isinstance(v, str) for v in function.environment.values())
-    assert [r.route_key for api in stack.apis for r in api.routes] == ["POST /score"]
+    assert [r.route_key for api in stack.apis for r in api.routes] == [
+        "POST /score", "POST /uploads", "GET /uploads/{id}"]
+    [rule] = stack.buckets["InputBucket"].cors_rules  # the web page posts files there
+    assert rule["AllowedOrigins"] == ["*"] and rule["AllowedMethods"] == ["POST"]
     suffixes = sorted(n.suffix for n in stack.s3_notifications if n.function == "BatchFunction")
     assert suffixes == [".csv", ".jsonl", ".txt"]
+    queues = {q.logical_id: q for q in stack.queues}
+    assert {n.queue for n in stack.s3_notifications} == {queues["UploadsQueue"].name}  # S3 -> SQS -> BatchFunction
+    [source] = stack.queue_sources
+    assert (source.function, source.queue, source.report_batch_item_failures) == (
+        "BatchFunction", queues["UploadsQueue"].name, True)
+    assert queues["UploadsQueue"].dead_letter_queue == queues["FailedEventsQueue"].name
+    assert queues["UploadsQueue"].visibility_timeout == 360 and queues["UploadsQueue"].max_receive_count == 6
+    environment = stack.functions["BatchFunction"].environment
+    assert environment["UPLOADS_QUEUE_URL"].endswith("/123456789012/" + queues["UploadsQueue"].name)
     assert [r.function for r in stack.rules] == ["CompletionFunction"]
     assert stack.endpoints and stack.models
 
@@ -230,16 +242,13 @@ def test_s3_objects_survive_a_restart_with_their_identity(tmp_path):
     backend.create_bucket(name, "us-east-1")
     backend.put_bucket_versioning(name, "Enabled")
     store = local_s3.S3Store(tmp_path / "s3", "us-east-1")
-    local_s3._listeners.append(store.on_object_event)
-    try:
+    with local_s3.ObjectEvents(store.on_object_event) as hook, hook.scope():
         key = backend.put_object(name, "dir/a b.txt", b"hello")
         key.set_metadata({"Content-Type": "text/plain"})
         backend.put_object(name, "dir/a b.txt", b"hello again")  # a second version: the latest is kept
         backend.put_object(name, "gone.txt", b"x")
         backend.delete_object(name, "gone.txt")  # a delete marker: moto sends no event
         store.sync_deletions()  # what the endpoint does after a DELETE
-    finally:
-        local_s3._listeners.remove(store.on_object_event)
     latest = backend.buckets[name].keys.get("dir/a b.txt")
     identity = (latest.version_id, latest.etag, latest.size)
     # A new process: moto starts empty, the store loads what it kept.
@@ -251,6 +260,36 @@ def test_s3_objects_survive_a_restart_with_their_identity(tmp_path):
     assert restored.value == b"hello again"
     assert backend.buckets[name].keys.get("gone.txt") is None or not hasattr(
         backend.buckets[name].keys.get("gone.txt"), "value")
+
+
+def test_each_stack_hears_the_s3_events_of_its_own_requests_only():
+    """Two stacks in one process share moto's S3; each stack's hook hears the
+    object events its own endpoint's requests raise, and none once removed,
+    whatever the order of removal."""
+    import uuid
+
+    from critic.local import s3 as local_s3
+
+    backend = local_s3.backend()
+    name = f"two-{uuid.uuid4().hex[:10]}"
+    backend.create_bucket(name, "us-east-1")
+    heard: dict[str, list[str]] = {"first": [], "second": []}
+    first = local_s3.ObjectEvents(lambda event, bucket, key: heard["first"].append(key.name))
+    second = local_s3.ObjectEvents(lambda event, bucket, key: heard["second"].append(key.name))
+    first.install()
+    second.install()
+    with first.scope():
+        backend.put_object(name, "first.txt", b"1")
+    with second.scope():
+        backend.put_object(name, "second.txt", b"2")
+    backend.put_object(name, "neither.txt", b"0")  # no stack's request
+    first.remove()  # before the hook installed after it
+    with first.scope(), second.scope():
+        backend.put_object(name, "after-first.txt", b"3")
+    second.remove()
+    with first.scope(), second.scope():
+        backend.put_object(name, "after-both.txt", b"4")
+    assert heard == {"first": ["first.txt"], "second": ["second.txt", "after-first.txt"]}
 
 
 def test_the_yaml_reader_reads_template_yaml_as_cfn_lints_decoder_does():
