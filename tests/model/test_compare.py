@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
-import types
 
 import pytest
 import torch
@@ -65,27 +63,14 @@ def test_bad_labelled_data_is_a_clear_error(tiny_artifact, tmp_path, capsys):
     assert cli.main(["compare", str(tiny_artifact), str(tmp_path / "none.tar.gz"), "--data", str(tiny_artifact)]) == 2
 
 
-def test_the_behavioural_suite_runs_side_by_side_when_present(tiny_artifact, broken_artifact, labelled_jsonl,
-                                                               monkeypatch, capsys):
-    """model/suite.py may not be in this checkout: a stand-in with its interface (cases, pass_rates)."""
-    import importlib.util
+def test_the_behavioural_suite_runs_side_by_side(tiny_artifact, broken_artifact, labelled_jsonl, capsys):
+    """model/suite.py's cases, scored by both models, pass rates per capability side by side."""
+    from model import suite
 
-    case = types.SimpleNamespace
-    suite = types.ModuleType("model.suite")
-    suite.cases = lambda: [case(text="A wonderful film.", label=1, capability="praise"),
-                           case(text="An awful film.", label=0, capability="scorn")]
-
-    def pass_rates(cases, scores):
-        rows = {c.capability: {"pass_rate": float((s >= 0.5) == (c.label == 1))} for c, s in zip(cases, scores)}
-        return {"capabilities": rows, "total": {"pass_rate": sum(r["pass_rate"] for r in rows.values()) / len(rows)}}
-
-    suite.pass_rates = pass_rates
-    monkeypatch.setitem(sys.modules, "model.suite", suite)
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: suite if name == "model.suite" else real(name, *a))
     assert cli.main(["compare", str(tiny_artifact), str(broken_artifact), "--data", str(labelled_jsonl)]) == 1
     out = capsys.readouterr().out
-    assert "behavioural suite (model/suite.py)" in out and "praise" in out and "total" in out
+    assert "behavioural suite (model/suite.py)" in out and "total" in out
+    assert all(capability in out for capability in {case.capability for case in suite.cases()})
 
 
 def test_the_check_set_is_named_not_copied_and_read_back_checked(tiny_imdb_tarball, tmp_path):
