@@ -518,3 +518,27 @@ def test_sam_build_packages_each_function_with_only_what_it_needs():
         assert answer["boto3"].startswith(str(dependencies))
         assert answer["batch"].startswith(str(domain)) and answer["contract"].startswith(str(domain))
         assert answer["critic"] is False  # neither the CLI nor the local emulator ships
+
+
+def test_a_new_model_is_switched_blue_green_and_rolled_back_on_the_endpoint_error_alarm(template):
+    resources = template["Resources"]
+    config = resources["Endpoint"]["Properties"]["DeploymentConfig"]
+    alarm_name = resources["EndpointErrorsAlarm"]["Properties"]["AlarmName"]
+    # the endpoint names the alarm (the alarm watches the endpoint: a !Ref would be circular)
+    assert config["AutoRollbackConfiguration"]["Alarms"] == [{"AlarmName": alarm_name}]
+    assert "EndpointErrorsAlarm" not in json.dumps(resources["Endpoint"])
+    routing = config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    canary, all_at_once = routing["Fn::If"][1:]
+    assert routing["Fn::If"][0] == "CanaryFits" and canary["Type"] == "CANARY" and all_at_once["Type"] == "ALL_AT_ONCE"
+    assert config["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] >= 300  # two of the alarm's 5-minute periods
+
+
+def test_a_replaced_model_is_kept_tagged_and_its_artifact_readable_during_the_switch(template):
+    model = template["Resources"]["Model"]
+    assert model["UpdateReplacePolicy"] == "Retain"
+    tags = {t["Key"]: t["Value"] for t in model["Properties"]["Tags"]}
+    assert tags == {"critic:stack": {"Ref": "AWS::StackName"}, "critic:sha256": {"Ref": "ModelSha256"},
+                    "critic:metrics": {"Ref": "ModelMetrics"}, "critic:deployed-at": {"Ref": "DeployedAt"}}
+    policy = template["Resources"]["SageMakerExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    read = next(s for s in policy["Statement"] if s["Sid"] == "ReadModelArtifact")
+    assert "PreviousModelDataUrl" in json.dumps(read["Resource"])
