@@ -9,10 +9,12 @@ import sys
 from critic.dependencies import require
 from critic.errors import UsageError
 
-COMMANDS = ("train", "evaluate", "predict", "bench", "serve", "invoke", "score", "redrive", "deploy", "destroy")
+COMMANDS = ("train", "evaluate", "compare", "predict", "bench", "serve", "invoke", "score", "redrive", "deploy", "models",
+            "rollback", "destroy")
 # The dependency group (pyproject.toml) each command needs; `make run` installs only serve.
-NEEDS = {"train": "train", "evaluate": "train", "predict": "serve", "bench": "serve", "serve": "serve",
-         "invoke": "serve", "score": "serve", "redrive": "serve", "deploy": "deploy", "destroy": "deploy"}
+NEEDS = {"train": "train", "evaluate": "train", "compare": "serve", "predict": "serve", "bench": "serve", "serve": "serve",
+         "invoke": "serve", "score": "serve", "redrive": "serve", "deploy": "deploy", "models": "deploy",
+         "rollback": "deploy", "destroy": "deploy"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,10 @@ class SentimentConfig:
     dropout: float = 0.3
     max_len: int = 50  # words the LSTM reads: the head and tail of longer reviews
     use_lstm: bool = True
+    # The two branches' weights vary with the review's length (log of the
+    # words the LSTM reads): the bag, fitted on full reviews, counts less on a
+    # sentence, the LSTM more. False: the weights are folded into the branches.
+    length_gate: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +71,10 @@ class SentimentLSTM(nn.Module):
             self.bag = nn.EmbeddingBag(config.ngram_size, 1, mode="sum")
             nn.init.zeros_(self.bag.weight)
             self.bag_bias = nn.Parameter(torch.zeros(1))
+        if config.length_gate:
+            # bag weight = gate[0] + gate[1] * log(length), LSTM weight = gate[2] + gate[3] * log(length);
+            # until training's blend sets it, each branch counts once, whatever the length.
+            self.gate = nn.Parameter(torch.tensor([1.0, 0.0, 1.0, 0.0]))
 
     def bag_logits(self, ngrams: torch.Tensor, ngram_offsets: torch.Tensor) -> torch.Tensor:
         return self.bag(ngrams, ngram_offsets).squeeze(1) + self.bag_bias
@@ -83,10 +91,23 @@ class SentimentLSTM(nn.Module):
         logits = torch.zeros(len(lengths))
         if bag_logits is None and self.config.ngram_size:
             bag_logits = self.bag_logits(ngrams, ngram_offsets)
-        if bag_logits is not None:
-            logits = bag_logits
+        lstm_logits = None
         if self.config.use_lstm:
             states, _ = self.lstm(self.embedding(tokens))  # (B, T, H)
             last = states[torch.arange(len(lengths)), lengths - 1]  # each review's own last token
-            logits = logits + self.head(self.dropout(last)).squeeze(1)
+            lstm_logits = self.head(self.dropout(last)).squeeze(1)
+        if self.config.length_gate:
+            bag_weight, lstm_weight = self.branch_weights(lengths)
+            bag_logits = bag_logits * bag_weight if bag_logits is not None else None
+            lstm_logits = lstm_logits * lstm_weight if lstm_logits is not None else None
+        if bag_logits is not None:
+            logits = bag_logits
+        if lstm_logits is not None:
+            logits = logits + lstm_logits
         return logits
+
+    def branch_weights(self, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """With the length gate: the bag's and the LSTM's weights for reviews of these lengths."""
+        z = torch.log(lengths.float())
+        return ((self.gate[0] + self.gate[1] * z).clamp(min=0.0),
+                (self.gate[2] + self.gate[3] * z).clamp(min=0.0))

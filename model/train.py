@@ -81,6 +81,23 @@ class TrainConfig:
                           choices=("stack", "offset"))
     word2vec_epochs: int = option(5, "initialise the LSTM's embeddings with word2vec trained this many epochs on "
                                      "the unlabelled and training reviews (0: random embeddings)")
+    word2vec_cache: str = option("", "experiments: a file that keeps the word2vec vectors between runs; reused "
+                                     "when made from the same reviews, vocabulary and word2vec settings")
+    short_clauses: int = option(0, "experiment (issue 15): phase two also learns from this many clauses cut from the "
+                                   "training reviews, labelled by their review where the bag agrees confidently "
+                                   "(model/augment.py; tried with 60000)")
+    negation_flips: int = option(0, "experiment: and from this many of them with their copula or verb negated or "
+                                    "un-negated and the label flipped, each beside its original (tried with 30000)")
+    contrast_joins: int = option(0, "experiment: and from this many pairs of them joined by \"but\" (or \"and\" when "
+                                    "alike), labelled by the second (tried with 30000)")
+    teacher_margin: float = option(0.5, "a clause is confident when the bag scores it on its review's side by this "
+                                        "much (the flips and joins are made of confident clauses)")
+    clause_labels: str = option("teacher", "teacher: only confident clauses are kept; review: any clause, labelled "
+                                           "by its review", choices=("teacher", "review"))
+    blend: str = option("fixed", "fixed: two weights, fitted on validation's reviews; length (experiment): they "
+                                 "vary with the review's length, fitted on validation's reviews and the short "
+                                 "examples made from them",
+                        choices=("length", "fixed"))
     epochs: int = option(6)
     batch_size: int = option(64)
     lr: float = option(3e-3)
@@ -157,8 +174,8 @@ def main(argv=None) -> dict:
         if not stacked:
             train_bag_logits = ablation_bag_logits(network, train, config)
     if uses_bag:
-        for p in [*network.bag.parameters(), network.bag_bias]:
-            p.requires_grad_(False)  # phase two: the bag is fixed; only the LSTM learns
+        for p in [*network.bag.parameters(), network.bag_bias, *([network.gate] if network.config.length_gate else [])]:
+            p.requires_grad_(False)  # phase two: the bag (and the blend) is fixed; only the LSTM learns
 
     # phase two: the LSTM, on top of the fixed bag, from the start or from the checkpoint
     best = {"valid_acc": -1.0, "valid_loss": float("inf"), "epoch": 0, "state": clone_state(network)}
@@ -168,8 +185,10 @@ def main(argv=None) -> dict:
     if checkpoint:
         history, best, epochs_done = resume(checkpoint, network, optimizer)
     save_checkpoint(checkpoint_path, network, optimizer, history, best, train_bag_logits)  # --resume skips phase one
+    # what the LSTM learns from: the training reviews and, stacked, short examples cut from them
+    lstm_train, train_bag_logits = with_short_examples(train, train_bag_logits, network, vocabulary, config, stacked)
     if uses_lstm:
-        best = train_lstm(network, optimizer, train, valid, train_bag_logits, config, stacked=stacked,
+        best = train_lstm(network, optimizer, lstm_train, valid, train_bag_logits, config, stacked=stacked,
                           history=history, best=best, epochs_done=epochs_done, checkpoint_path=checkpoint_path)
 
     # artifact: the best epoch's weights, the vocabulary, the config and the code
@@ -177,7 +196,7 @@ def main(argv=None) -> dict:
     network.load_state_dict(best["state"])
     blend_weights = None
     if stacked:
-        valid_probs, blend_weights = blend_into_network(network, valid)
+        valid_probs, blend_weights = blend_into_network(network, valid, vocabulary, config, len(train.reviews))
     else:
         valid_probs = evaluate(network, valid.encoded, valid.labels)[2]
     write_model_dir(model_dir, network, vocabulary)
@@ -187,7 +206,7 @@ def main(argv=None) -> dict:
     metrics = {
         "validation": binary_metrics(valid.labels, valid_probs),
         "best_epoch": best["epoch"],
-        "blend": dict(zip(("bag", "lstm"), blend_weights)) if blend_weights else None,
+        "blend": blend_weights,
         "history": history,
         "config": network.config.to_dict(),
         "args": {k: v for k, v in asdict(config).items() if k not in ("data", "model_dir", "output_dir")},
@@ -255,6 +274,7 @@ def build_network(config: TrainConfig, vocabulary: Vocabulary) -> SentimentLSTM:
         dropout=config.dropout,
         max_len=config.max_len,
         use_lstm=not config.no_lstm,
+        length_gate=config.blend == "length" and config.combine == "stack" and not (config.no_lstm or config.no_bag),
     ))
     if network.config.use_lstm and network.config.ngram_size:
         with torch.no_grad():  # the LSTM's head starts silent: until phase two the model is the bag
@@ -267,10 +287,14 @@ def initialise_embeddings(network, vocabulary: Vocabulary, unlabelled: list[str]
                           config: TrainConfig) -> None:
     """The unlabelled reviews (IMDB gives 50,000) and the training part teach
     the embeddings which words are alike; validation text stays unseen."""
-    unlabelled_tokens = [tokenize(t) for t in progress(unlabelled, desc="preprocessing unlabelled", unit=" reviews")]
     started = time.time()
-    vectors = word2vec_embeddings([*unlabelled_tokens, *train.tokens], vocabulary.words, network.config.embed_dim,
-                                  config.word2vec_epochs, config.seed)
+    vectors = cached_word2vec(config, vocabulary, train, network.config.embed_dim)
+    if vectors is None:
+        unlabelled_tokens = [tokenize(t) for t in progress(unlabelled, desc="preprocessing unlabelled",
+                                                           unit=" reviews")]
+        vectors = word2vec_embeddings([*unlabelled_tokens, *train.tokens], vocabulary.words,
+                                      network.config.embed_dim, config.word2vec_epochs, config.seed)
+        cached_word2vec(config, vocabulary, train, network.config.embed_dim, vectors)
     with torch.no_grad():
         embedding = network.embedding.weight
         scale = embedding.std() / float(np.std(np.stack(list(vectors.values())))) if vectors else 1.0
@@ -278,6 +302,32 @@ def initialise_embeddings(network, vocabulary: Vocabulary, unlabelled: list[str]
             embedding[i] = torch.tensor(vector) * scale
     print(f"word2vec: {len(vectors)} of {len(vocabulary.words)} words in {time.time() - started:.0f} s",
           file=sys.stderr)
+
+
+def cached_word2vec(config: TrainConfig, vocabulary: Vocabulary, train: Reviews, dim: int,
+                    vectors: dict[int, np.ndarray] | None = None) -> dict[int, np.ndarray] | None:
+    """--word2vec-cache: the vectors a run with the same inputs made (None if
+    there are none), or, given vectors, keep them for the next run. Keyed by
+    everything word2vec reads, so a stale file is never used."""
+    if not config.word2vec_cache:
+        return vectors
+    import hashlib
+
+    key = hashlib.sha256(json.dumps([sorted(vocabulary.words.items()), [r.movie for r in train.reviews],
+                                     len(train.tokens), dim, config.word2vec_epochs, config.seed]).encode()
+                         ).hexdigest()
+    path = Path(config.word2vec_cache)
+    if vectors is not None:
+        ids = np.array(list(vectors), dtype=np.int64)  # in their order: the scale is summed in it
+        np.savez(path, key=key, ids=ids, vectors=np.stack([vectors[i] for i in ids.tolist()]))
+        return vectors
+    if not path.exists():
+        return None
+    kept = np.load(path)
+    if str(kept["key"]) != key:
+        return None
+    print(f"word2vec: vectors from {path}", file=sys.stderr)
+    return dict(zip(kept["ids"].tolist(), kept["vectors"]))
 
 
 def word2vec_embeddings(documents, words: dict[str, int], dim: int, epochs: int, seed: int) -> dict[int, np.ndarray]:
@@ -348,6 +398,35 @@ def bag_logits(weights, intercept, bags):
 
 
 # --- phase two: the LSTM -----------------------------------------------------
+
+def short_examples_of(reviews: Reviews, network, vocabulary: Vocabulary, config: TrainConfig, seed: int,
+                      share: float = 1.0) -> list:
+    """Clauses, negation flips and contrast joins made from these reviews
+    (model/augment.py), the bag branch as the teacher; share scales the
+    options' counts (validation is a tenth of train/)."""
+    from model.augment import Teacher, short_examples
+
+    teacher = Teacher(vocabulary, network.bag.weight.detach().squeeze(1).numpy())
+    return short_examples(reviews.tokens, reviews.labels, teacher, clauses_kept=round(config.short_clauses * share),
+                          flips=round(config.negation_flips * share), joins=round(config.contrast_joins * share),
+                          margin=config.teacher_margin, word_margin=config.teacher_margin, seed=seed,
+                          filtered=config.clause_labels == "teacher")
+
+
+def with_short_examples(train: Reviews, train_bag_logits: np.ndarray, network, vocabulary: Vocabulary,
+                        config: TrainConfig, stacked: bool) -> tuple[Reviews, np.ndarray]:
+    """The training part, plus (stacked, with the options' counts) the short
+    examples: their bag logits are zeros, as the reviews' are when stacked."""
+    if not stacked or not (config.short_clauses or config.negation_flips or config.contrast_joins):
+        return train, train_bag_logits
+    started = time.time()
+    examples = short_examples_of(train, network, vocabulary, config, config.seed)
+    print(f"short examples: {len(examples)} in {time.time() - started:.0f} s", file=sys.stderr)
+    both = Reviews([*train.reviews, *([None] * len(examples))], [*train.tokens, *(e.tokens for e in examples)],
+                   [*train.labels, *(e.label for e in examples)])
+    both.encoded = [*train.encoded, *(vocabulary.encode(e.tokens, config.max_len) for e in examples)]
+    return both, np.concatenate([train_bag_logits, np.zeros(len(examples), dtype=np.float32)])
+
 
 def train_lstm(network, optimizer, train: Reviews, valid: Reviews, train_bag_logits: np.ndarray,
                config: TrainConfig, *, stacked: bool, history: list[dict], best: dict, epochs_done: int,
@@ -454,18 +533,46 @@ def resume(checkpoint: dict, network, optimizer) -> tuple[list[dict], dict, int]
 
 # --- artifact ----------------------------------------------------------------
 
-def blend_into_network(network, valid: Reviews) -> tuple[list[float], tuple[float, float]]:
-    """Stacking: the blend of the two branches, fitted on validation, goes
-    into the branches' weights (the network still adds two logits). Returns
-    the blend's cross-validated validation probabilities (its weights were
-    fitted there) and its weights (bag, LSTM)."""
-    probs, (bag_weight, lstm_weight) = blend(*branch_logits(network, valid.encoded), valid.labels)
+def blend_into_network(network, valid: Reviews, vocabulary: Vocabulary, config: TrainConfig,
+                       train_reviews: int) -> tuple[list[float], dict]:
+    """Stacking: the blend of the two branches, fitted on validation. Fixed,
+    its two weights go into the branches' weights (the network still adds two
+    logits); with the length gate, its four weights into the gate. Returns the
+    blend's cross-validated probabilities on the validation reviews (its
+    weights were fitted there) and its weights."""
+    if not network.config.length_gate:
+        probs, (bag_weight, lstm_weight) = blend(*branch_logits(network, valid.encoded), valid.labels)
+        with torch.no_grad():
+            network.bag.weight.mul_(bag_weight)
+            network.bag_bias.mul_(bag_weight)
+            network.head.weight.mul_(lstm_weight)
+            network.head.bias.mul_(lstm_weight)
+        return probs.tolist(), {"bag": bag_weight, "lstm": lstm_weight}
+    # The length-aware blend learns from validation's reviews and from short
+    # examples cut from them (the bag never saw these reviews: an honest teacher).
+    examples = short_examples_of(valid, network, vocabulary, config, config.seed + 1,
+                                 share=len(valid.reviews) / train_reviews)
+    encoded = [*valid.encoded, *(vocabulary.encode(e.tokens, config.max_len) for e in examples)]
+    labels = [*valid.labels, *(e.label for e in examples)]
+    lengths = np.array([len(ids) for ids, _ in encoded], dtype=np.float64)
+    probs, gate = length_blend(*branch_logits(network, encoded), np.log(lengths), labels)
     with torch.no_grad():
-        network.bag.weight.mul_(bag_weight)
-        network.bag_bias.mul_(bag_weight)
-        network.head.weight.mul_(lstm_weight)
-        network.head.bias.mul_(lstm_weight)
-    return probs.tolist(), (bag_weight, lstm_weight)
+        network.gate.copy_(torch.tensor(gate))
+    return probs[: len(valid.labels)].tolist(), {"gate": list(gate), "examples": len(examples)}
+
+
+def length_blend(bag: np.ndarray, lstm: np.ndarray, log_length: np.ndarray, labels):
+    """The length-aware blend: a logistic regression over bag, bag x
+    log(length), LSTM and LSTM x log(length), no intercept. Returns its
+    10-fold cross-validated P(positive) and its weights fitted on all (the
+    gate: bag weight = g0 + g1 log(length), LSTM weight = g2 + g3 log(length))."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    x, y = np.stack([bag, bag * log_length, lstm, lstm * log_length], 1), np.asarray(labels)
+    model = LogisticRegression(C=10, fit_intercept=False, max_iter=1000)
+    probs = cross_val_predict(model, x, y, cv=min(10, int(np.bincount(y).min())), method="predict_proba")[:, 1]
+    return probs, [float(w) for w in model.fit(x, y).coef_[0]]
 
 
 def blend(bag: np.ndarray, lstm: np.ndarray, labels) -> tuple[np.ndarray, tuple[float, float]]:

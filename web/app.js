@@ -45,8 +45,8 @@
   /** The person pressed Cancel. */
   class Cancelled extends Error {}
 
-  /** The scoring endpoint from ?api=URL or config.js, or a Shown error saying what is wrong. */
-  function scoreEndpoint() {
+  /** The API's base URL from ?api=URL or config.js, or a Shown error saying what is wrong. */
+  function apiBase() {
     const override = new URLSearchParams(window.location.search).get("api");
     const source = override !== null ? "The ?api= parameter" : "config.js";
     const config = window.CRITIC_CONFIG;
@@ -72,9 +72,17 @@
     }
     url.search = "";
     url.hash = "";
-    url.pathname = url.pathname.replace(/\/+$/, "") + "/score";
-    return url.href;
+    url.pathname = url.pathname.replace(/\/+$/, "");
+    return url.href.replace(/\/+$/, "");
   }
+
+  /** The scoring endpoint, or a Shown error saying what is wrong. */
+  function scoreEndpoint() {
+    return `${apiBase()}/score`;
+  }
+
+  // What upload.js (scoring a file) shares: the same API, and its errors said the same way.
+  window.critic = Object.freeze({ apiBase, Shown });
 
   function showError(message) {
     details.hidden = true;

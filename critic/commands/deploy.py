@@ -27,7 +27,16 @@ def register(subparsers) -> None:
                    help="sam build inside a Lambda-like container (needs Docker) instead of the local Python 3.12")
     p.add_argument("--yes", action="store_true", help="deploy without reviewing the change set (needed without a terminal)")
     p.add_argument("--dry-run", action="store_true",
-                   help="print every AWS call and command it would make, with parameters; make none")
+                   help="print every AWS call and command it would make, with parameters; make none (the model "
+                        "comparison runs, with the shipped model standing in for the deployed one)")
+    p.add_argument("--force", action="store_true",
+                   help="deploy even if the new model is worse than the deployed one on the check set")
+    p.add_argument("--check-data", metavar="PATH",
+                   help="labelled reviews to compare the new and deployed models on (JSON Lines with review and "
+                        "label, or an IMDB tarball/folder); default: the check set (model/checkset.json) read from "
+                        "IMDB's aclImdb_v1.tar.gz in the cache, downloaded once if absent")
+    p.add_argument("--max-drop", type=float, default=0.5, metavar="POINTS",
+                   help="points of accuracy or ROC AUC the new model may lose (default 0.5)")
     p.set_defaults(func=run)
 
 
@@ -35,4 +44,4 @@ def run(args) -> int:
     return deploy(DeployOptions(
         artifact=args.artifact, stack=args.stack, region=args.region, image_uri=args.image_uri,
         parameters=args.parameters, bucket=args.bucket, use_container=args.use_container, yes=args.yes,
-        dry_run=args.dry_run))
+        dry_run=args.dry_run, force=args.force, check_data=args.check_data, max_drop=args.max_drop))

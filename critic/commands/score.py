@@ -42,8 +42,9 @@ def register(subparsers) -> None:
     p.add_argument("--aws-url", default=None,
                    help="the local stack's AWS endpoint (default: http://127.0.0.1:$CRITIC_AWS_PORT or :4566)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for all jobs (default: %(default)s)")
-    p.add_argument("--start-timeout", type=float, default=60,
-                   help="seconds to wait for an upload's job to appear (default: %(default)s)")
+    p.add_argument("--start-timeout", type=float, default=600,
+                   help="seconds to wait for an upload's job to appear; an upload waits in the uploads queue "
+                        "while SageMaker has no capacity (default: %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -90,6 +91,7 @@ def run(args) -> int:
     s3, sagemaker = _client("s3", info), _client("sagemaker", info)
 
     uploads: list[Upload] = []
+    notification_of: dict[str, dict] = {}
     for path in args.files:
         notification, key = _target(info, path)
         skip = jobs.skip_reason(key, path.stat().st_size)
@@ -107,6 +109,7 @@ def run(args) -> int:
         print(f"{path}: uploaded to {s3_uri(notification['bucket'], key)} ({path.stat().st_size} bytes); "
               f"job {name}", file=sys.stderr, flush=True)
         uploads.append(Upload(path, key, name, started))
+        notification_of[key] = notification
 
     deadline = time.time() + args.timeout
     pending = list(uploads)
@@ -117,6 +120,11 @@ def run(args) -> int:
             except ClientError as error:
                 if error.response["Error"]["Code"] != "ValidationException":
                     raise
+                skipped = _skipped_reason(s3, info, notification_of[upload.key], upload.key)
+                if skipped:  # the batch function recorded why it will never start a job
+                    pending.remove(upload)
+                    upload.status, upload.reason = "NotStarted", f"skipped: {skipped}"
+                    continue
                 if time.time() - upload.started > args.start_timeout:  # the upload started no job
                     pending.remove(upload)
                     upload.status = "NotStarted"
@@ -151,6 +159,27 @@ def run(args) -> int:
             what = "no job started" if upload.status == "uploaded" else f"still {upload.status}"
             print(f"{upload.path}: {what} after {args.timeout:.0f} s (see the `make run` console)")
     return 1 if failed else 0
+
+
+def _skipped_reason(s3, info: dict, notification: dict, key: str) -> str | None:
+    """The reason in the Skipped status record the batch function writes for an
+    upload it will never submit, if there is one."""
+    from batch import jobs
+    from contract.jsonreader import loads as read_json
+
+    output = info["functions"][notification["function"]]["environment"].get("OUTPUT_BUCKET")
+    status_key = jobs.skipped_status_key(notification["bucket"], key, output) if output else None
+    if status_key is None:
+        return None
+    try:
+        document = read_json(s3.get_object(Bucket=output, Key=status_key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+    except ValueError:
+        return None
+    if isinstance(document, dict) and document.get("status") == "Skipped":
+        return str(document.get("failureReason") or document.get("reason") or "no reason recorded")
+    return None
 
 
 def _download(s3, bucket: str, key: str, source: Path, out_dir: Path | None) -> Path:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from botocore.exceptions import WaiterError
+
 from critic import REPO_ROOT, SHIPPED_ARTIFACT
 from critic.errors import UsageError
 from critic.deploy import artifact as artifacts
@@ -47,6 +49,7 @@ from critic.deploy.buckets import (
     split_s3_uri,
     upload,
 )
+from critic.deploy.models import MODEL_PARAMETERS, NONE, PREVIOUS, metrics_tag, now, stack_parameters
 from critic.deploy.stack import (
     DEPLOYABLE,
     TEMPLATE,
@@ -63,7 +66,8 @@ from critic.deploy.stack import (
 
 DEFAULT_STACK = "critic"
 WEB_CONFIG = REPO_ROOT / "web" / "config.js"
-COMPUTED = {"ModelDataUrl": "--artifact", "InferenceImageUri": "--image-uri"}
+COMPUTED = {"ModelDataUrl": "--artifact", "InferenceImageUri": "--image-uri", "ModelSha256": "--artifact",
+            "ModelMetrics": "--artifact", "DeployedAt": "--artifact", "PreviousModelDataUrl": "--artifact"}
 EXAMPLE_REVIEW = "A moving, beautifully acted film with a clever script."
 
 
@@ -78,6 +82,9 @@ class DeployOptions:
     use_container: bool = False
     yes: bool = False
     dry_run: bool = False
+    force: bool = False  # deploy even if the new model is worse than the deployed one
+    check_data: str | None = None  # labelled reviews to compare on; None: the check set, from IMDB's tarball
+    max_drop: float = 0.5  # model/compare.py's DEFAULT_MAX_DROP (not imported: it loads numpy)
 
 
 @dataclass
@@ -142,7 +149,9 @@ def parameter_overrides(template: Template, pairs: list[str], image_uri: str | N
 
 
 def _deploy_assumptions(stack: str, template: Template, configured: bool) -> dict:
+    deployed = [{"ParameterKey": "ModelDataUrl", "ParameterValue": "s3://critic-artifacts-deployed/models/deployed/model.tar.gz"}]
     exists = {"Stacks": [{"StackName": stack, "StackStatus": "UPDATE_COMPLETE", "CreationTime": "2025-01-01",
+                          "Parameters": deployed,
                           "Outputs": [{"OutputKey": k, "OutputValue": f"<{k}>"} for k in template.outputs]}]}
     absent = missing("ValidationError", 400, f"Stack with id {stack} does not exist",
                      note="the stack does not exist yet (a first deployment)")
@@ -150,7 +159,8 @@ def _deploy_assumptions(stack: str, template: Template, configured: bool) -> dic
         "GetCallerIdentity": Answer({"Account": DRY_RUN_ACCOUNT, "Arn": "arn", "UserId": "user"},
                                     note=f"your account id is shown as {DRY_RUN_ACCOUNT}"),
         "DescribeStacks": [
-            Answer(exists, note="the stack exists and can be updated (samconfig.toml is there)")
+            Answer(exists, note="the stack exists and can be updated (samconfig.toml is there); its model is "
+                                "shown as the shipped one, which the comparison below stands in for it")
             if configured else absent,
             Answer(exists, note="sam deploy has deployed the stack; its outputs are shown as <Name>"),
         ],
@@ -158,6 +168,72 @@ def _deploy_assumptions(stack: str, template: Template, configured: bool) -> dic
         "HeadBucket": missing(note="the artifact bucket does not exist yet"),
         "HeadObject": missing(note="this artifact has not been uploaded yet"),
     }
+
+
+def training_metrics(source: str) -> dict[str, float]:
+    """The validation figures `critic train` wrote beside the artifact (metrics.json), if they are there."""
+    if source.startswith("s3://"):
+        return {}
+    here = Path(source)  # runs/<time>/model.tar.gz or runs/<time>/model/: runs/<time>/metrics.json
+    for candidate in (here.parent / "metrics.json", here.parent / "training-metrics.json"):
+        if candidate.is_file():
+            try:
+                validation = json.loads(candidate.read_text()).get("validation", {})
+            except (OSError, ValueError, AttributeError):
+                return {}
+            return {f"validation_{k}": validation[k] for k in ("accuracy", "roc_auc") if isinstance(validation.get(k), float)}
+    return {}
+
+
+def _check_reviews(options: DeployOptions):
+    from model import checkset
+    from model.compare import LabelledDataError, read_labelled
+    from model.data import DataError, download
+
+    try:
+        if options.check_data:
+            return read_labelled(options.check_data)
+        say("reading the check set from IMDB's aclImdb_v1.tar.gz (downloaded once into the cache if absent; "
+            "--check-data names other labelled reviews)")
+        return checkset.load(download())
+    except (LabelledDataError, DataError, checkset.CheckSetError, OSError) as error:
+        raise UsageError(f"the check set: {error} (critic deploy: pass --check-data)") from None
+
+
+def _model_parameters(options: DeployOptions, ctx, s3, deployed: dict[str, str], path: Path | None, digest: str,
+                      work: Path, out) -> dict[str, str]:
+    """Compares the new model with the deployed one (refusing a worse one unless --force), and returns the
+    parameters that tag the new Model: its SHA-256, its metrics, when it goes live."""
+    from critic.judge import judge
+    from model.compare import report
+
+    metrics: dict = training_metrics(options.artifact or str(SHIPPED_ARTIFACT))
+    current = deployed.get("ModelDataUrl")
+    if not current:
+        say("nothing is deployed yet: no model to compare with")
+    elif path is not None and current.endswith(f"/{digest}/model.tar.gz"):
+        say("the deployed model is this one (same SHA-256): nothing to compare")
+    elif path is not None:
+        say(f"comparing the new model with the deployed one ({current}) before changing anything")
+        if ctx.dry_run:  # nothing is downloaded: the shipped model stands in for the deployed one
+            s3.get_object(Bucket=split_s3_uri(current)[0], Key=split_s3_uri(current)[1])
+            baseline = SHIPPED_ARTIFACT
+        else:
+            (work / "deployed").mkdir()
+            baseline = artifacts.download(s3, current, work / "deployed")
+        comparison = judge(baseline, path, _check_reviews(options), options.max_drop)
+        shown = report(comparison, "deployed" + (" (the shipped model stands in)" if ctx.dry_run else ""), "new")
+        (ctx.print if ctx.dry_run else lambda text: print(text, file=out))(shown)
+        metrics.update({"check_accuracy": comparison.candidate["accuracy"], "check_roc_auc": comparison.candidate["roc_auc"],
+                        "check_ece": comparison.candidate["ece"]})
+        if comparison.worse:
+            if not options.force:
+                raise UsageError("refused: the new model is worse than the deployed one ("
+                                 + "; ".join(comparison.worse) + "). Nothing was changed. Deploy it anyway with "
+                                 "--force, or compare on other reviews with --check-data")
+            say("--force: deploying a model worse than the deployed one")
+    return {"ModelSha256": digest if path is not None else NONE, "ModelMetrics": metrics_tag(metrics),
+            "DeployedAt": now()}
 
 
 def web_config_text(api_url: str, stack: str, region: str) -> str:
@@ -201,7 +277,8 @@ def deploy(options: DeployOptions, *, runner: Runner = run_command, paths: Paths
 
         account = caller_account(ctx)
         cfn, s3 = ctx.client("cloudformation"), ctx.client("s3")
-        check_deployable(describe(cfn, stack_name), stack_name, region)
+        stack_now = describe(cfn, stack_name)
+        check_deployable(stack_now, stack_name, region)
 
         if source.startswith("s3://"):
             say(f"downloading {source} to check it")
@@ -211,6 +288,9 @@ def deploy(options: DeployOptions, *, runner: Runner = run_command, paths: Paths
             else:
                 path = artifacts.download(s3, source, Path(work))
                 digest = sha256_of(path)
+
+        deployed = stack_parameters(stack_now)
+        model_parameters = _model_parameters(options, ctx, s3, deployed, path, digest, Path(work), out)
 
         if ctx.run(sam.build_command(sam_cli, options.use_container), paths.workdir) != 0:
             raise UsageError("sam build failed (see its output above); nothing was deployed")
@@ -225,7 +305,11 @@ def deploy(options: DeployOptions, *, runner: Runner = run_command, paths: Paths
             say(f"s3.HeadObject, then s3.PutObject of the downloaded artifact to {model_uri}, "
                 "with ChecksumSHA256 = its SHA-256")
 
-        overrides = {"ModelDataUrl": model_uri, **chosen}
+        if deployed.get("ModelDataUrl") == model_uri:  # the same model: its tags and its Model stay as they are
+            model_parameters.update({k: deployed.get(k) or NONE for k in (*MODEL_PARAMETERS, PREVIOUS)})
+        else:
+            model_parameters[PREVIOUS] = deployed.get("ModelDataUrl") or NONE
+        overrides = {"ModelDataUrl": model_uri, **model_parameters, **chosen}
         code = ctx.run(sam.deploy_command(sam_cli, stack=stack_name, region=region, overrides=overrides,
                                           mode=mode, yes=options.yes), paths.workdir)
         if mode == "guided" and not ctx.dry_run:  # the answers may name another stack or region
@@ -382,3 +466,56 @@ def _report_kept(stack: str | None, region: str, kept: list[Kept], artifact_buck
     lines.append("Also kept: the SAM CLI's packaging bucket (stack aws-sam-cli-managed-default, shared by every "
                  "SAM project in the region) and, if you trained on SageMaker, the training bucket.")
     print("\n".join(lines), file=out)
+
+
+# --------------------------------------------------------------------------- #
+# rollback
+# --------------------------------------------------------------------------- #
+
+@dataclass
+class RollbackOptions:
+    stack: str | None = None
+    region: str | None = None
+    to: str | None = None  # a prefix of the model's SHA-256; None: the latest other model
+    dry_run: bool = False
+
+
+def rollback(options: RollbackOptions, *, paths: Paths | None = None, session=None, out=None, delay: int = 15) -> int:
+    """An UpdateStack with the deployed template, every parameter as deployed but the model's. Its dry run
+    reads (the stack, its models) and prints the update it would make."""
+    from critic.deploy.models import CAPABILITIES, choose, deployed_models, rollback_parameters
+
+    paths = paths or Paths()
+    out = out or sys.stdout
+    config = sam.read_config(paths.samconfig)
+    stack_name = options.stack or config.get("stack_name") or DEFAULT_STACK
+    region = region_of(options.region, config.get("region"))
+    ctx = Live(region, session=session)
+    with aws_errors():
+        cfn, sagemaker = ctx.client("cloudformation"), ctx.client("sagemaker")
+        stack = describe(cfn, stack_name)
+        if stack is None:
+            raise UsageError(f"there is no stack {stack_name} in {region}: nothing to roll back")
+        check_deployable(stack, stack_name, region)
+        current = stack_parameters(stack).get("ModelDataUrl", "")
+        target = choose(deployed_models(sagemaker, stack_name), current, options.to)
+        request = {"StackName": stack_name, "UsePreviousTemplate": True, "Capabilities": CAPABILITIES,
+                   "Parameters": rollback_parameters(stack, target)}
+        print(f"rolling stack {stack_name} in {region} back to model {target.sha256[:12]} "
+              f"(went live {target.deployed_at}; {target.metrics})\n  from {current}\n  to   {target.model_data_url}",
+              file=out)
+        if options.dry_run:
+            print(f"dry run: would call cloudformation.UpdateStack({request!r}) and wait for it; nothing changed",
+                  file=out)
+            return 0
+        cfn.update_stack(**request)
+        say(f"waiting for stack {stack_name} to update (the endpoint's blue/green switch takes minutes)")
+        try:
+            cfn.get_waiter("stack_update_complete").wait(
+                StackName=stack_name, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, 3600 // max(delay, 1))})
+        except WaiterError:
+            after = describe(cfn, stack_name) or {}
+            raise AwsError(f"the rollback did not complete: stack {stack_name} is {after.get('StackStatus')} "
+                           f"({after.get('StackStatusReason', 'see its events')})") from None
+    print(f"stack {stack_name} serves model {target.sha256[:12]} again", file=out)
+    return 0

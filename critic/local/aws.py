@@ -6,7 +6,10 @@ SageMaker (`X-Amz-Target: SageMaker.*`) and SageMaker Runtime (requests
 signed for "sagemaker" to /endpoints/<name>/invocations) go to
 critic/local/sagemaker.py; Lambda's Invoke goes to the stack's functions;
 everything else goes to moto's server, which answers S3 and SQS (and any
-other service a client might try, so nothing reaches a real account). After
+other service a client might try, so nothing reaches a real account). A
+web browser's S3 requests get what S3 gives them and moto's server does not
+(critic/local/s3browser.py): CORS by the bucket's configuration, and a
+browser-based upload's POST policy checked. After
 a request that changes queued messages, the queues are saved. A request moto cannot parse (it raises, where AWS would
 refuse the request) gets AWS's XML error shape with status 400, not an HTML
 page and a traceback.
@@ -23,6 +26,7 @@ from xml.sax.saxutils import escape
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.wrappers import Request, Response
 
+from critic.local import s3 as local_s3, s3browser
 from critic.local.sagemaker import Endpoint, TransformJobs, handle_sagemaker
 from critic.local.sqs import CHANGING_ACTIONS
 
@@ -68,6 +72,11 @@ class AwsEndpoint:
         if function and environ.get("REQUEST_METHOD") == "POST" and service == "lambda" and self.invoke_function:
             return self._invoke(unquote(function.group(1)), Request(environ))(environ, start_response)
         sqs_action = _sqs_action(environ, target) if service == "sqs" else None
+        if service is None and s3browser.bucket_of(path) in local_s3.backend().buckets:
+            browser = self._browser(environ)
+            if browser is not None:
+                return browser(environ, start_response)
+            start_response = _with_bucket_cors(environ, start_response)
         try:
             result = self.moto(environ, start_response)
         except Exception as error:  # noqa: BLE001 - moto's parser gave up on the request
@@ -77,6 +86,26 @@ class AwsEndpoint:
         if sqs_action in CHANGING_ACTIONS and self.after_sqs_change:
             self.after_sqs_change()
         return result
+
+    @staticmethod
+    def _browser(environ) -> Response | None:
+        """S3's own answer to a browser's request to a bucket, when it is not
+        moto's: a CORS preflight, or a POST its policy refuses."""
+        path, origin = environ.get("PATH_INFO", ""), environ.get("HTTP_ORIGIN")
+        method = environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD")
+        if environ.get("REQUEST_METHOD") == "OPTIONS" and origin and method:
+            return s3browser.preflight(path, origin, method, environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", ""))
+        if not s3browser.is_form_post(environ):
+            return None
+        try:
+            s3browser.check_form_post(environ)
+        except s3browser.PolicyRefused as refused:
+            LOG.info("refused a browser upload to %s: %s", path, refused.message)
+            response = s3browser.error_response(refused.status, refused.code, refused.message)
+            for name, value in s3browser.cors_headers(path, origin, "POST"):
+                response.headers[name] = value
+            return response
+        return None
 
     def _invoke(self, name: str, request: Request) -> Response:
         """Lambda's Invoke: InvocationType Event (202, queued) or RequestResponse."""
@@ -106,6 +135,18 @@ class AwsEndpoint:
         body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidRequest</Code>"
                 f"<Message>{escape(message)}</Message><Resource>{escape(path)}</Resource></Error>")
         return Response(body, status=400, content_type="application/xml")
+
+
+def _with_bucket_cors(environ, start_response):
+    """start_response with moto server's any-origin CORS headers replaced by
+    those the bucket's CORS configuration gives."""
+    added = s3browser.cors_headers(environ.get("PATH_INFO", ""), environ.get("HTTP_ORIGIN"),
+                                   environ.get("REQUEST_METHOD", ""))
+
+    def replaced(status, headers, exc_info=None):
+        kept = [(k, v) for k, v in headers if not k.lower().startswith("access-control-") and k.lower() != "vary"]
+        return start_response(status, kept + added, exc_info)
+    return replaced
 
 
 def _sqs_action(environ, target: str) -> str | None:

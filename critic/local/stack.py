@@ -244,6 +244,8 @@ class Stack:
                 s3.create_bucket(bucket.name, region)
             if bucket.versioned and not s3.buckets[bucket.name].is_versioned:
                 s3.put_bucket_versioning(bucket.name, "Enabled")
+            if bucket.cors_rules:  # the web page's uploads (critic/local/s3browser.py answers by them)
+                s3.put_bucket_cors(bucket.name, [_moto_cors_rule(rule) for rule in bucket.cors_rules])
         store.sync_buckets()
         LOG.info("S3: %d objects restored from %s", restored, store.folder)
 
@@ -403,6 +405,19 @@ class Stack:
         lines.append(f"  open {self.api_url}/ in a browser")
         lines += ["", "Ctrl-C stops everything."]
         return "\n".join(lines)
+
+
+def _moto_cors_rule(rule: dict) -> dict:
+    """A CloudFormation CorsRule as moto's S3 takes it (PutBucketCors's XML, parsed)."""
+    moto_rule = {"AllowedOrigin": list(rule["AllowedOrigins"]), "AllowedMethod": list(rule["AllowedMethods"])}
+    for cfn, moto in (("AllowedHeaders", "AllowedHeader"), ("ExposedHeaders", "ExposeHeader")):
+        if rule.get(cfn):
+            moto_rule[moto] = list(rule[cfn])
+    if rule.get("MaxAge") is not None:
+        moto_rule["MaxAgeSeconds"] = str(rule["MaxAge"])
+    if rule.get("Id"):
+        moto_rule["ID"] = rule["Id"]
+    return moto_rule
 
 
 def _pattern_summary(pattern: dict) -> str:

@@ -61,6 +61,7 @@ class Bucket:
     name: str
     versioned: bool
     eventbridge: bool  # NotificationConfiguration.EventBridgeConfiguration
+    cors_rules: list[dict] = field(default_factory=list)  # CorsConfiguration.CorsRules, resolved
 
 
 @dataclass
@@ -431,7 +432,8 @@ def read_template(
             versioning = resolver.resolve(props.get("VersioningConfiguration") or {}, where)
             notification = resolver.resolve(props.get("NotificationConfiguration") or {}, where)
             bucket = Bucket(logical_id, resolver.name(logical_id), versioning.get("Status") == "Enabled",
-                            bool((notification.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled")))
+                            bool((notification.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled")),
+                            (resolver.resolve(props.get("CorsConfiguration") or {}, where)).get("CorsRules") or [])
             buckets[logical_id] = bucket
             for config in notification.get("LambdaConfigurations") or []:
                 target = _function_by_arn(resolver, config.get("Function"))

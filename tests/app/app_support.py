@@ -18,6 +18,7 @@ ENV = {
     "ENDPOINT_NAME": "critic-endpoint",
     "ALLOWED_ORIGIN": "*",
     "MODEL_NAME": "Model-AbCdEf123456",
+    "INPUT_BUCKET": "critic-input-123456789012-us-east-1-local",
     "OUTPUT_BUCKET": "critic-output-123456789012-us-east-1-local",
     "JOB_NAME_PREFIX": "critic-local",
     "BATCH_INSTANCE_TYPE": "ml.m5.large",
@@ -29,6 +30,7 @@ ENV = {
     "CAPACITY_RETRY_SECONDS": "60",
     "CAPACITY_RETRY_MAX_SECONDS": "900",
     "SHARD_ABOVE_MB": "256",
+    "MAX_UPLOAD_MB": "100",
     "POWERTOOLS_METRICS_NAMESPACE": "Critic",
 }
 ENDPOINT_OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER",

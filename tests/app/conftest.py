@@ -45,6 +45,11 @@ def completion():
     return _handler("critic-completion", "functions.completion.app")
 
 
+@pytest.fixture(scope="session")
+def uploads_app():
+    return _handler("critic-uploads", "functions.uploads.app")
+
+
 @pytest.fixture
 def fresh_client(monkeypatch):
     """Replace a handler module's boto3 client by a new one with the same

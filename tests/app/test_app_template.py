@@ -21,7 +21,8 @@ from batch import buffer, jobs, shards
 TEMPLATE = REPO / "template.yaml"
 SAM = REPO / ".tools" / "sam" / "bin" / "sam"
 CHECKOV = REPO / ".tools" / "checkov" / "bin" / "checkov"
-FUNCTIONS = {"RealtimeFunction": "realtime", "BatchFunction": "batch", "CompletionFunction": "completion"}
+FUNCTIONS = {"RealtimeFunction": "realtime", "BatchFunction": "batch", "CompletionFunction": "completion",
+             "UploadsFunction": "uploads"}
 STACK_UID = {"Fn::Select": [0, {"Fn::Split": ["-", {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}]}]}
 # Set by Lambda itself, not by the template.
 RUNTIME_VARIABLES = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_FUNCTION_NAME"}
@@ -180,7 +181,7 @@ def test_every_alarm_reaches_the_alarm_topic(template):
     alarms = resources(template, "AWS::CloudWatch::Alarm")
     assert set(alarms) == {"FailedEventsAlarm", "UploadsWaitingAlarm", "TransformJobsFailedAlarm", "ApiErrorRateAlarm",
                            "RealtimeFunctionErrorsAlarm", "BatchFunctionErrorsAlarm", "CompletionFunctionErrorsAlarm",
-                           "EndpointErrorsAlarm", "EndpointLatencyAlarm"}
+                           "UploadsFunctionErrorsAlarm", "EndpointErrorsAlarm", "EndpointLatencyAlarm"}
     for logical_id, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], logical_id
         assert alarm["Properties"]["TreatMissingData"] == "notBreaching", logical_id
@@ -276,6 +277,41 @@ def test_shard_staging_expires_in_both_buckets(template):
         rule = rules["expire-shard-staging"]
         assert rule["Prefix"] == shards.STAGING_PREFIX and rule["Status"] == "Enabled"
         assert rule["ExpirationInDays"] >= 1 and rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
+
+
+def test_uploads_may_only_sign_puts_under_uploads_and_read_their_results(template):
+    function = template["Resources"]["UploadsFunction"]["Properties"]
+    by_sid = {s["Sid"]: s for s in statements(template["Resources"]["UploadsFunction"])}
+    batch = {s["Sid"]: s for s in statements(template["Resources"]["BatchFunction"])}
+    uploads_only = {"StringLike": {"s3:prefix": "uploads/*"}}
+    assert by_sid == {
+        "SignUploads": {"Sid": "SignUploads", "Effect": "Allow", "Action": "s3:PutObject",
+                        "Resource": {"Fn::Sub": "${InputBucket.Arn}/uploads/*"}},
+        "FindUploads": {"Sid": "FindUploads", "Effect": "Allow", "Action": "s3:ListBucketVersions",
+                        "Resource": {"Fn::GetAtt": ["InputBucket", "Arn"]}, "Condition": uploads_only},
+        "FindStatusRecords": {"Sid": "FindStatusRecords", "Effect": "Allow", "Action": "s3:ListBucket",
+                              "Resource": {"Fn::GetAtt": ["OutputBucket", "Arn"]}, "Condition": uploads_only},
+        "ReadStatusRecordsAndResults": {
+            "Sid": "ReadStatusRecordsAndResults", "Effect": "Allow", "Action": "s3:GetObject",
+            "Resource": [{"Fn::Sub": "${OutputBucket.Arn}/uploads/*.status.json"},
+                         {"Fn::Sub": "${OutputBucket.Arn}/uploads/*.out"}]},
+        "DescribeThisStacksJobs": batch["DescribeThisStacksJobs"],  # the same jobs, described only
+    }
+    assert by_sid["DescribeThisStacksJobs"]["Action"] == "sagemaker:DescribeTransformJob"
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in function["Events"].values()}
+    assert routes == {("POST", "/uploads"), ("GET", "/uploads/{id}")}
+    assert all(e["Properties"]["ApiId"] == {"Ref": "HttpApi"} for e in function["Events"].values())
+    assert function["Environment"]["Variables"]["MAX_UPLOAD_MB"] == {"Ref": "MaxUploadMB"}
+    assert template["Parameters"]["MaxUploadMB"]["Default"] == 100
+
+
+def test_the_input_bucket_takes_browser_posts_from_the_allowed_origin_only(template):
+    [rule] = template["Resources"]["InputBucket"]["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert rule["AllowedOrigins"] == [{"Ref": "AllowedOrigin"}] and rule["AllowedMethods"] == ["POST"]
+    assert "AllowedHeaders" not in rule  # a multipart form POST sends none that need allowing
+    assert "CorsConfiguration" not in template["Resources"]["OutputBucket"]["Properties"]  # downloads are navigations
+    api = template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
+    assert api["AllowOrigins"] == [{"Ref": "AllowedOrigin"}] and api["AllowMethods"] == ["GET", "POST", "OPTIONS"]
 
 
 def test_failed_events_are_kept(template):
@@ -477,6 +513,7 @@ def test_sam_build_packages_each_function_with_only_what_it_needs():
         "RealtimeFunction": ("api-malformed-json", lambda r: r["statusCode"] == 400),
         "BatchFunction": ("s3-put-non-input", lambda r: r == {"batchItemFailures": []}),
         "CompletionFunction": ("sagemaker-transform-completed", lambda r: r is None),
+        "UploadsFunction": ("api-malformed-json", lambda r: r["statusCode"] == 404),  # POST /score is not its route
     }
     for logical_id, (event_name, ok) in cases.items():
         event = json.loads((REPO / "events" / f"{event_name}.json").read_text())
@@ -498,3 +535,27 @@ def test_sam_build_packages_each_function_with_only_what_it_needs():
         assert answer["boto3"].startswith(str(dependencies))
         assert answer["batch"].startswith(str(domain)) and answer["contract"].startswith(str(domain))
         assert answer["critic"] is False  # neither the CLI nor the local emulator ships
+
+
+def test_a_new_model_is_switched_blue_green_and_rolled_back_on_the_endpoint_error_alarm(template):
+    resources = template["Resources"]
+    config = resources["Endpoint"]["Properties"]["DeploymentConfig"]
+    alarm_name = resources["EndpointErrorsAlarm"]["Properties"]["AlarmName"]
+    # the endpoint names the alarm (the alarm watches the endpoint: a !Ref would be circular)
+    assert config["AutoRollbackConfiguration"]["Alarms"] == [{"AlarmName": alarm_name}]
+    assert "EndpointErrorsAlarm" not in json.dumps(resources["Endpoint"])
+    routing = config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    canary, all_at_once = routing["Fn::If"][1:]
+    assert routing["Fn::If"][0] == "CanaryFits" and canary["Type"] == "CANARY" and all_at_once["Type"] == "ALL_AT_ONCE"
+    assert config["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] >= 300  # two of the alarm's 5-minute periods
+
+
+def test_a_replaced_model_is_kept_tagged_and_its_artifact_readable_during_the_switch(template):
+    model = template["Resources"]["Model"]
+    assert model["UpdateReplacePolicy"] == "Retain"
+    tags = {t["Key"]: t["Value"] for t in model["Properties"]["Tags"]}
+    assert tags == {"critic:stack": {"Ref": "AWS::StackName"}, "critic:sha256": {"Ref": "ModelSha256"},
+                    "critic:metrics": {"Ref": "ModelMetrics"}, "critic:deployed-at": {"Ref": "DeployedAt"}}
+    policy = template["Resources"]["SageMakerExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    read = next(s for s in policy["Statement"] if s["Sid"] == "ReadModelArtifact")
+    assert "PreviousModelDataUrl" in json.dumps(read["Resource"])

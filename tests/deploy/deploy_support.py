@@ -11,7 +11,9 @@ ACCOUNT = "123456789012"  # moto's account
 API_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com"
 
 # What the real stack outputs, minus what moto cannot run (SAM, SageMaker).
+MODEL_PARAMETERS = ("ModelDataUrl", "ModelSha256", "ModelMetrics", "DeployedAt", "PreviousModelDataUrl")
 STAND_IN_TEMPLATE = {
+    "Parameters": {name: {"Type": "String", "Default": "none"} for name in MODEL_PARAMETERS},
     "Resources": {
         "InputBucket": {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain"},
         "OutputBucket": {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain"},
@@ -46,9 +48,17 @@ class FakeSam:
         if verb == "deploy":
             stack = command[command.index("--stack-name") + 1]
             cfn = boto3.client("cloudformation", region_name=self.region)
+            parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in self.overrides().items()
+                          if k in MODEL_PARAMETERS]
             if not any(s["StackName"] == stack for s in cfn.list_stacks()["StackSummaries"]
                        if s["StackStatus"] != "DELETE_COMPLETE"):
-                cfn.create_stack(StackName=stack, TemplateBody=json.dumps(STAND_IN_TEMPLATE))
+                cfn.create_stack(StackName=stack, TemplateBody=json.dumps(STAND_IN_TEMPLATE), Parameters=parameters)
+            else:  # sam deploy --no-fail-on-empty-changeset: no change is no error
+                try:
+                    cfn.update_stack(StackName=stack, TemplateBody=json.dumps(STAND_IN_TEMPLATE), Parameters=parameters)
+                except cfn.exceptions.ClientError as error:
+                    if "No updates are to be performed" not in str(error):
+                        raise
         return 0
 
     def overrides(self, index: int = -1) -> dict[str, str]:

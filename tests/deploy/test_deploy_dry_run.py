@@ -56,7 +56,8 @@ def test_deploy_dry_run_prints_the_whole_plan_and_makes_nothing(offline, artifac
     assert commands[0].endswith("sam build --template-file template.yaml")
     assert re.search(r"sam deploy --stack-name critic --region eu-west-1 --guided --capabilities CAPABILITY_IAM "
                      r"--parameter-overrides ModelDataUrl=s3://critic-artifacts-ACCOUNT-eu-west-1/models/"
-                     r"[0-9a-f]{64}/model.tar.gz EndpointKind=provisioned$", commands[1])
+                     r"([0-9a-f]{64})/model.tar.gz ModelSha256=\1 ModelMetrics=none DeployedAt=\S+Z "
+                     r"PreviousModelDataUrl=none EndpointKind=provisioned$", commands[1])
     # order: checks, build, then the first writes to AWS, then sam deploy
     build = lines.index(commands[0])
     assert build < next(i for i, line in enumerate(lines) if line.startswith("s3.CreateBucket"))

@@ -56,8 +56,10 @@ def test_deploy_uploads_the_artifact_runs_sam_and_wires_the_page(aws, paths, tin
     assert sam_deploy[1:] == [
         "deploy", "--stack-name", "critic", "--region", REGION, "--capabilities", "CAPABILITY_IAM",
         "--resolve-s3", "--parameter-overrides", f"ModelDataUrl=s3://{ARTIFACT_BUCKET}/{key}",
-        "EndpointKind=provisioned", "--no-fail-on-empty-changeset", "--no-confirm-changeset"]
+        f"ModelSha256={digest}", f"ModelMetrics={sam.overrides()['ModelMetrics']}", f"DeployedAt={sam.overrides()['DeployedAt']}",
+        "PreviousModelDataUrl=none", "EndpointKind=provisioned", "--no-fail-on-empty-changeset", "--no-confirm-changeset"]
     assert set(sam.cwds) == {paths.workdir}
+    assert sam.overrides()["ModelMetrics"].startswith("validation_accuracy:")  # runs/<time>/metrics.json, beside it
 
     config = paths.web_config.read_text()
     assert f"window.CRITIC_CONFIG = {{ apiUrl: {json.dumps(API_URL)} }};" in config
@@ -83,8 +85,10 @@ def test_a_model_dir_is_packaged_and_a_new_model_gets_a_new_uri(aws, paths, tiny
     model_dir = paths.workdir / "model-dir"
     shutil.copytree(tiny_training / "model", model_dir)
     (model_dir / "config.json").write_text((model_dir / "config.json").read_text() + "\n")  # a different model
-    deploy(DeployOptions(artifact=str(model_dir), region=REGION, yes=True), runner=sam, paths=paths,
-           interactive=False)
+    check = paths.workdir / "check.jsonl"  # deploy compares it with the deployed one first, on labelled reviews
+    check.write_text('{"review": "A wonderful film.", "label": "positive"}\n{"review": "An awful mess.", "label": "negative"}\n')
+    deploy(DeployOptions(artifact=str(model_dir), region=REGION, yes=True, check_data=str(check)), runner=sam,
+           paths=paths, interactive=False)
     assert sam.overrides(1)["ModelDataUrl"] != sam.overrides(3)["ModelDataUrl"]
 
 

@@ -144,7 +144,10 @@ def test_the_projects_template_runs_locally(repo_root):
     for function in stack.functions.values():
         assert function.runtime.startswith("python") and function.code_dir.is_dir()
         assert all(isinstance(v, str) for v in function.environment.values())
-    assert [r.route_key for api in stack.apis for r in api.routes] == ["POST /score"]
+    assert [r.route_key for api in stack.apis for r in api.routes] == [
+        "POST /score", "POST /uploads", "GET /uploads/{id}"]
+    [rule] = stack.buckets["InputBucket"].cors_rules  # the web page posts files there
+    assert rule["AllowedOrigins"] == ["*"] and rule["AllowedMethods"] == ["POST"]
     suffixes = sorted(n.suffix for n in stack.s3_notifications if n.function == "BatchFunction")
     assert suffixes == [".csv", ".jsonl", ".txt"]
     queues = {q.logical_id: q for q in stack.queues}

@@ -76,3 +76,46 @@ def test_a_message_that_cannot_be_sent_back_stays(queues):
         outcome = redrive(sqs, lambda_, failed, uploads, out=io.StringIO())
     assert len(outcome.failed) == 1 and len(outcome.sent) == 2
     assert len(bodies(sqs, failed)) == 2  # the job event and the stranger
+
+
+def test_critic_score_reads_the_reason_of_an_upload_the_batch_function_skipped():
+    from batch import jobs
+    from critic.commands.score import _skipped_reason
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="out")
+        info = {"functions": {"BatchFunction": {"environment": {"OUTPUT_BUCKET": "out"}}}}
+        notification = {"bucket": "in", "function": "BatchFunction"}
+        assert _skipped_reason(s3, info, notification, "a.txt") is None  # nothing recorded (yet)
+        document = jobs.skipped_status_document("in", "a.txt", "the key is too long",
+                                                recorded_at=datetime(2026, 12, 2, tzinfo=timezone.utc))
+        s3.put_object(Bucket="out", Key=jobs.skipped_status_key("in", "a.txt", "out"), Body=json.dumps(document))
+        assert _skipped_reason(s3, info, notification, "a.txt") == "the key is too long"
+
+
+def test_redrive_finds_a_deployed_stacks_queues_in_its_outputs(monkeypatch):
+    from critic.commands import redrive as command
+
+    class Session:
+        def __init__(self, region_name=None):
+            self.region = region_name
+
+        def client(self, service):
+            import botocore.session
+
+            client = botocore.session.get_session().create_client(service, region_name=self.region)
+            if service == "cloudformation":
+                stub = Stubber(client)
+                stub.add_response("describe_stacks", {"Stacks": [{
+                    "StackName": "critic", "CreationTime": datetime(2026, 12, 2, tzinfo=timezone.utc),
+                    "StackStatus": "UPDATE_COMPLETE",
+                    "Outputs": [{"OutputKey": "FailedEventsQueueUrl", "OutputValue": "https://sqs/failed"},
+                                {"OutputKey": "UploadsQueueUrl", "OutputValue": "https://sqs/uploads"}]}]},
+                    {"StackName": "critic"})
+                stub.activate()
+            return client
+
+    monkeypatch.setattr("boto3.Session", Session)
+    _, _, failed, uploads = command._deployed_queues("critic", "eu-west-1")
+    assert (failed, uploads) == ("https://sqs/failed", "https://sqs/uploads")

@@ -37,3 +37,18 @@ def test_bag_only_network_for_ablation():
     with torch.no_grad():
         out = network(*collate([([5, 6], [5, 6, 60]), ([7], [7])]))
     assert out.shape == (2,)
+
+
+def test_length_gate_weighs_each_branch_by_the_review_length():
+    plain, gated = _network(), _network(length_gate=True)
+    batch = collate([([5, 6, 7], [5, 6, 7, 60]), ([8] * 40, [8, 70])])
+    with torch.no_grad():
+        assert torch.allclose(plain(*batch), gated(*batch))  # until the blend sets it, each branch counts once
+        gated.gate.copy_(torch.tensor([0.0, 0.0, 1.0, 0.0]))  # the LSTM alone
+        lstm_only = gated(*batch)
+        bag = plain.bag_logits(batch[2], batch[3])
+        assert torch.allclose(lstm_only, plain(*batch) - bag)
+        gated.gate.copy_(torch.tensor([1.0, -1.0, 0.0, 0.0]))  # the bag, only on one-word reviews (log 1 = 0)
+        one_word = collate([([5], [5])])
+        assert torch.allclose(gated(*one_word), plain.bag_logits(one_word[2], one_word[3]))
+        assert torch.allclose(gated(*batch), torch.zeros(2))  # longer: the weight is clamped at 0

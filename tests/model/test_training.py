@@ -179,4 +179,32 @@ def test_the_config_is_the_command_line_and_the_shipped_model_used_its_defaults(
     # the model card: every option of the command that made the shipped model is a default
     shipped = json.loads((repo_root / "model" / "artifact" / "training-metrics.json").read_text())["args"]
     defaults = asdict(train.TrainConfig())
-    assert shipped == {k: v for k, v in defaults.items() if k not in ("data", "model_dir", "output_dir")}
+    # Options added after the shipped model's run: their defaults must be the values that leave its training as it was.
+    added_since = {"word2vec_cache": "", "short_clauses": 0, "negation_flips": 0, "contrast_joins": 0,
+                   "teacher_margin": 0.5, "clause_labels": "teacher", "blend": "fixed"}
+    assert {**shipped, **added_since} == {k: v for k, v in defaults.items()
+                                          if k not in ("data", "model_dir", "output_dir")}
+
+
+def test_word2vec_cache_gives_the_weights_of_a_run_without_it(tmp_path, tiny_imdb_tarball, capsys):
+    cache = tmp_path / "word2vec.npz"
+    plain, _ = _train(tmp_path, tiny_imdb_tarball, "plain", "--epochs", "1")
+    first, _ = _train(tmp_path, tiny_imdb_tarball, "first", "--epochs", "1", "--word2vec-cache", str(cache))
+    assert cache.is_file() and "vectors from" not in capsys.readouterr().err
+    second, _ = _train(tmp_path, tiny_imdb_tarball, "second", "--epochs", "1", "--word2vec-cache", str(cache))
+    assert f"vectors from {cache}" in capsys.readouterr().err
+    weights = [torch.load(run / "model" / "model.pt", weights_only=True) for run in (plain, first, second)]
+    assert all(w.keys() == weights[0].keys() and all(torch.equal(w[k], weights[0][k]) for k in w) for w in weights)
+
+
+def test_short_examples_and_the_length_gate_train_and_serve(tmp_path, tiny_imdb_tarball):
+    from model.scorer import Scorer
+
+    run, metrics = _train(tmp_path, tiny_imdb_tarball, "short", "--epochs", "2", "--short-clauses", "200",
+                          "--negation-flips", "100", "--contrast-joins", "100", "--teacher-margin", "0.1",
+                          "--blend", "length")
+    assert metrics["config"]["length_gate"] and len(metrics["blend"]["gate"]) == 4 and metrics["blend"]["examples"]
+    assert metrics["validation"]["accuracy"] >= 0.9
+    scorer = Scorer.load(run / "model")  # the gate is in the weights; the artifact loads as any other
+    positive, negative = scorer.score([["a", "wonderful", "moving", "film"], ["an", "awful", "boring", "mess"]])
+    assert positive > 0.5 > negative

@@ -1,0 +1,110 @@
+"""What each change of issue 15 buys on short reviews: the behavioural suite
+(`critic evaluate --suite`), the sentence set cut from the validation movies
+(`critic evaluate --sentences`) and IMDB validation, with speed.
+
+Trains one variant per change with `critic train` (test/ is never read),
+reusing the word2vec vectors between runs (--word2vec-cache: the same
+vectors a run without it makes), then measures each artifact. The shipped
+model (the defaults) is measured from its artifact and its
+training-metrics.json at BEFORE_REVISION. Writes RUNS/ablation_short.json and .md.
+
+    .venv/bin/python scripts/ablate_short.py --data ../shared/data/aclImdb_v1.tar.gz [--bench]
+
+A variant whose run folder already holds what a step writes is not run
+again, so an interrupted ablation continues where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = ["--short-clauses", "60000", "--negation-flips", "30000", "--contrast-joins", "30000"]
+# (name, what it shows, options of `critic train` on top of the defaults; None: the shipped artifact)
+VARIANTS = [
+    ("shipped", "shipped: full reviews only, fixed blend (the defaults)", None),
+    ("clauses", "+ 60,000 teacher-filtered clauses", ["--short-clauses", "60000"]),
+    ("augmented", "+ negation flips (with originals) and contrast joins", EXAMPLES),
+    ("augmented-gate", "+ length-aware blend", [*EXAMPLES, "--blend", "length"]),
+    ("synthetic-only", "full reviews + negation flips (with originals) and 10,000 joins, no clauses, fixed blend",
+     ["--negation-flips", "30000", "--contrast-joins", "10000"]),
+    ("synthetic-3k", "the same with 3,000 joins", ["--negation-flips", "30000", "--contrast-joins", "3000"]),
+]
+BEFORE_REVISION = "4836df5"
+
+
+def critic(*args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "critic", *args], cwd=REPO, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"critic {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="aclImdb_v1.tar.gz or its folder")
+    p.add_argument("--runs", type=Path, default=REPO / "runs" / "ablation-short")
+    p.add_argument("--only", nargs="*", help="variant names (default: all)")
+    p.add_argument("--bench", action="store_true", help="also `critic bench` each artifact")
+    p.add_argument("--threads", default="1", help="torch threads for training (1 is fastest on a busy machine)")
+    args = p.parse_args()
+    rows = []
+    args.runs.mkdir(parents=True, exist_ok=True)
+    for name, meaning, options in VARIANTS:
+        if args.only and name not in args.only:
+            continue
+        run = args.runs / name
+        run.mkdir(exist_ok=True)
+        if options is None:
+            metrics_text = git_show(f"{BEFORE_REVISION}:model/artifact/training-metrics.json")
+            (run / "metrics.json").write_text(metrics_text.decode())
+            (run / "model.tar.gz").write_bytes(git_show(f"{BEFORE_REVISION}:model/artifact/model.tar.gz"))
+        elif not (run / "metrics.json").exists():
+            print(f"training {name}: {' '.join(options) or 'defaults'}", file=sys.stderr, flush=True)
+            critic("train", "--out", str(run), "--data", args.data, "--word2vec-cache",
+                   str(args.runs / "word2vec.npz"), "--threads", args.threads, *options)
+        artifact = str(run / "model.tar.gz")
+        if not (run / "suite.json").exists():
+            critic("evaluate", "--suite", "--artifact", artifact, "--out", str(run), "--workers", "1")
+        if not (run / "sentences.json").exists():
+            critic("evaluate", "--sentences", "--data", args.data, "--artifact", artifact, "--out", str(run),
+                   "--workers", "1")
+        if args.bench and not (run / "bench.json").exists():
+            critic("bench", "--data", args.data, "--artifact", artifact, "--json", str(run / "bench.json"))
+        metrics = json.loads((run / "metrics.json").read_text())
+        suite = json.loads((run / "suite.json").read_text())
+        sentences = json.loads((run / "sentences.json").read_text())
+        bench = json.loads((run / "bench.json").read_text()) if (run / "bench.json").exists() else {}
+        rows.append({"name": name, "meaning": meaning, "options": options,
+                     "valid_acc": metrics["validation"]["accuracy"], "valid_auc": metrics["validation"]["roc_auc"],
+                     "suite": suite["total"]["pass_rate"],
+                     "suite_capabilities": {k: v["pass_rate"] for k, v in suite["capabilities"].items()},
+                     "sentences": {k: v["accuracy"] for k, v in sentences.items()},
+                     "reviews_per_second": bench.get("predict_reviews_per_second"),
+                     "p50_ms": bench.get("single_review_ms", {}).get("p50"),
+                     "training_seconds": metrics["training_seconds"]})
+    (args.runs / "ablation_short.json").write_text(json.dumps(rows, indent=2))
+    lines = ["| variant | suite | negated pos. / neg. | contrast | first / last sentence | negation / contrast "
+             "sentences | validation acc. (ROC AUC) | reviews/s | `critic train` options |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        caps, sents = r["suite_capabilities"], r["sentences"]
+        speed = f"{r['reviews_per_second']:,.0f}" if r["reviews_per_second"] else "–"
+        opts = f"`{' '.join(r['options'])}`" if r["options"] is not None else "model/artifact (the defaults)"
+        lines.append(f"| {r['meaning']} | {r['suite']:.1%} | {caps['negated positive']:.0%} / "
+                     f"{caps['negated negative']:.0%} | {caps['contrast']:.0%} | {sents['first sentence']:.2%} / "
+                     f"{sents['last sentence']:.2%} | {sents['with negation']:.2%} / {sents['with contrast']:.2%} | "
+                     f"{r['valid_acc']:.2%} ({r['valid_auc']:.4f}) | {speed} | {opts} |")
+    (args.runs / "ablation_short.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def git_show(spec: str) -> bytes:
+    return subprocess.run(["git", "show", spec], cwd=REPO, check=True, capture_output=True).stdout
+
+
+if __name__ == "__main__":
+    main()
