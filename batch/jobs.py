@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
+from batch.shards import STAGING_PREFIX, shard_input_prefix, shard_output_prefix
 from contract import reviews
 from contract.jsonreader import loads as read_json
 from contract.media import CSV, JSONLINES, TEXT
@@ -87,6 +88,8 @@ def skip_reason(key: str, size: int | None) -> str | None:
     """Why an uploaded object is not a batch input, or None if it is one."""
     if key.endswith("/"):
         return "folder marker"
+    if key.startswith(STAGING_PREFIX):
+        return f"a shard of a larger upload (under {STAGING_PREFIX})"
     if input_format(key) is None:
         return f"not an input file (input files end in {', '.join(INPUT_SUFFIXES)})"
     if size == 0:
@@ -191,8 +194,13 @@ def transform_job_request(
     instance_type: str,
     instance_count: int,
     max_payload_mb: int = DEFAULT_MAX_PAYLOAD_MB,
+    sharded: bool = False,
 ) -> TransformJobRequest:
-    """The CreateTransformJob parameters that score one input object."""
+    """The CreateTransformJob parameters that score one input object, or
+    (`sharded`) its shards (batch/shards.py), which the job's instances share:
+    batch transform gives each instance whole objects of its input prefix
+    (CreateTransformJob has no S3DataDistributionType; objects are spread
+    across instances by key, as ShardedByS3Key does elsewhere)."""
     fmt = input_format(key)
     if fmt is None:
         raise ValueError(f"not an input file: {key!r}")
@@ -216,6 +224,9 @@ def transform_job_request(
         },
         "TransformResources": {"InstanceType": instance_type, "InstanceCount": instance_count},
     }
+    if sharded:  # the prefix holds this upload's shards only
+        request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] = s3_uri(bucket, shard_input_prefix(name))
+        request["TransformOutput"]["S3OutputPath"] = s3_uri(output_bucket, shard_output_prefix(name))
     if fmt.join_input:
         request["DataProcessing"] = {"InputFilter": "$", "JoinSource": "Input", "OutputFilter": "$"}
     return request
@@ -333,9 +344,12 @@ def status_document(
     output_uri: str | None,
     counts: Counts | None,
     recorded_at: datetime,
+    upload_uri: str | None = None,
+    shards: int | None = None,
 ) -> dict[str, Any]:
     """The `<key>.status.json` record of a finished job, from the detail of its
-    "SageMaker Transform Job State Change" event."""
+    "SageMaker Transform Job State Change" event. A sharded upload's job reads
+    its shards: `upload_uri` is then the upload, and `shards` how many."""
     created = parse_time(detail.get("CreationTime"))
     started = parse_time(detail.get("TransformStartTime"))
     ended = parse_time(detail.get("TransformEndTime"))
@@ -343,7 +357,7 @@ def status_document(
     return {
         "status": detail.get("TransformJobStatus"),
         "job": detail.get("TransformJobName"),
-        "input": input_uri(detail),
+        "input": upload_uri or input_uri(detail),
         "output": output_uri,
         "counts": asdict(counts) if counts else None,
         "failureReason": readable_reason(detail.get("FailureReason")),
@@ -352,4 +366,4 @@ def status_document(
         "endedAt": _iso(ended),
         "durationSeconds": round((ended - began).total_seconds(), 3) if ended and began else None,
         "recordedAt": _iso(recorded_at),
-    }
+    } | ({"shards": shards} if shards else {})

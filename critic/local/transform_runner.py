@@ -5,10 +5,19 @@ The store and the model are injected, so this module stays plain Python: the
 local stack gives it an S3 client on its own endpoint and the in-process
 SageMaker PyTorch serving stack (critic/local/sagemaker.py).
 
+The job's InstanceCount instances share its input objects by key (as
+batch transform does: an instance reads whole objects, so one object is one
+instance's work, and a job of many objects, e.g. a big upload's shards,
+spreads over its instances; elsewhere in SageMaker this is ShardedByS3Key,
+which CreateTransformJob does not take as a field): the sorted keys are dealt
+round-robin, and each instance is a thread that works through its objects
+while the others work through theirs, its requests answered by the model
+container's worker processes (one per core, `critic serve --model-workers`).
+
 For each input object: read it, split it into records, send mini-batches to
-the model (up to MaxConcurrentTransforms at once), assemble the results in
-input order into a temporary file, and upload `<key>.out` only when the whole
-object succeeded. An object that fails leaves no output at all; the job goes
+the model (up to MaxConcurrentTransforms at once per instance), assemble the
+results in input order into a temporary file, and upload `<key>.out` only
+when the whole object succeeded. An object that fails leaves no output at all; the job goes
 on with the other objects, then fails with the first reason (as SageMaker
 does).
 """
@@ -102,6 +111,7 @@ class TransformJob:
     timeout: float
     max_retries: int
     processing: DataProcessing
+    instances: int = 1
 
     @classmethod
     def from_request(cls, request: TransformJobRequest) -> "TransformJob":
@@ -122,6 +132,7 @@ class TransformJob:
             max_concurrent=max(1, request.get("MaxConcurrentTransforms") or 1),
             timeout=client.get("InvocationsTimeoutInSeconds", DEFAULT_INVOCATION_TIMEOUT),
             max_retries=client.get("InvocationsMaxRetries", DEFAULT_MAX_RETRIES),
+            instances=max(1, (request.get("TransformResources") or {}).get("InstanceCount") or 1),
             processing=DataProcessing.from_request(
                 request.get("DataProcessing"),
                 transform_input.get("ContentType"),
@@ -158,19 +169,34 @@ class TransformRunner:
                 "under that S3 prefix."
             )
         outputs, failures = [], []
-        for key in keys:
-            target = transform_output_key(key, prefix, out_prefix)
-            try:
-                self._transform_object(bucket, key, out_bucket, target)
-                outputs.append(s3_uri(out_bucket, target))
-            except TransformError as error:
-                kind = getattr(error, "kind", "ClientError")
-                failures.append(f"{kind}: s3://{bucket}/{key}: {error}")
-                LOG.warning("transform job %s: %s", self.job.name, failures[-1])
+        lock = threading.Lock()
+
+        def instance(share: list[str]) -> None:
+            for key in share:
+                if self.stop.is_set():
+                    return
+                target = transform_output_key(key, prefix, out_prefix)
+                try:
+                    self._transform_object(bucket, key, out_bucket, target)
+                    with lock:
+                        outputs.append(s3_uri(out_bucket, target))
+                except TransformError as error:
+                    failure = f"{getattr(error, 'kind', 'ClientError')}: s3://{bucket}/{key}: {error}"
+                    with lock:
+                        failures.append((key, failure))
+                    LOG.warning("transform job %s: %s", self.job.name, failure)
+
+        keys.sort()
+        shares = [keys[number::self.job.instances] for number in range(min(self.job.instances, len(keys)))]
+        with ThreadPoolExecutor(len(shares), thread_name_prefix=f"instance-{self.job.name}") as pool:
+            for done in [pool.submit(instance, share) for share in shares]:
+                done.result()  # JobStopped and unexpected errors end the job as before
+        self._check_stop()
         if failures:
+            first = min(failures)[1]  # by key, whichever instance met it first
             more = f" (and {len(failures) - 1} more failed objects)" if len(failures) > 1 else ""
-            raise JobFailed((failures[0] + more)[:1024])
-        return outputs
+            raise JobFailed((first + more)[:1024])
+        return sorted(outputs)
 
     # -- one object --------------------------------------------------------- #
 

@@ -20,10 +20,14 @@ timeout, and on its MAX_RECEIVES-th receive the function records it in the
 failed-events queue with its reason (`critic redrive` sends it back). The
 records of one message that were submitted are duplicates when it returns.
 
+Big uploads: above SHARD_ABOVE_MB (MiB) with more than one instance, the
+upload is split into line-aligned shards inside S3 and one job reads them all
+(batch/shards.py, docs/sharding.md); a line too long to split at is Skipped.
+
 Environment: MODEL_NAME, OUTPUT_BUCKET, JOB_NAME_PREFIX, BATCH_INSTANCE_TYPE,
 BATCH_INSTANCE_COUNT, MAX_PAYLOAD_MB, UPLOADS_QUEUE_URL, FAILED_EVENTS_QUEUE_URL,
 MAX_JOBS_IN_FLIGHT (0: no cap but the account's), CAPACITY_RETRY_SECONDS,
-CAPACITY_RETRY_MAX_SECONDS, POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE.
+CAPACITY_RETRY_MAX_SECONDS, SHARD_ABOVE_MB, POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE.
 """
 from __future__ import annotations
 
@@ -43,7 +47,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
-from batch import buffer, jobs
+from batch import buffer, jobs, shards
+from batch.s3store import S3Store
 from contract import transformjob
 
 MODEL_NAME = os.environ["MODEL_NAME"]
@@ -56,6 +61,7 @@ UPLOADS_QUEUE_URL = os.environ.get("UPLOADS_QUEUE_URL", "")
 FAILED_EVENTS_QUEUE_URL = os.environ.get("FAILED_EVENTS_QUEUE_URL", "")
 MAX_JOBS_IN_FLIGHT = int(os.environ.get("MAX_JOBS_IN_FLIGHT") or 0)
 CAPACITY_RETRY_SECONDS = float(os.environ.get("CAPACITY_RETRY_SECONDS") or 60)
+SHARD_ABOVE_BYTES = int(float(os.environ.get("SHARD_ABOVE_MB") or shards.DEFAULT_SHARD_ABOVE_MB) * shards.MIB)
 CAPACITY_RETRY_MAX_SECONDS = float(os.environ.get("CAPACITY_RETRY_MAX_SECONDS") or buffer.MAX_DELAY_SECONDS)
 
 logger = Logger()
@@ -66,6 +72,7 @@ _config = Config(connect_timeout=5, read_timeout=20, retries={"mode": "standard"
 sagemaker = boto3.client("sagemaker", config=_config)
 s3 = boto3.client("s3", config=_config)
 sqs = boto3.client("sqs", config=_config)
+store = S3Store(s3)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
@@ -135,8 +142,9 @@ def existing_job_for(name: str, request: dict) -> str | None:
     return job["TransformJobStatus"] if transformjob.input_uri(job) == transformjob.input_uri(request) else None
 
 
-def submit(bucket: str, key: str, version: str) -> dict:
+def submit(bucket: str, key: str, version: str, size: int | None = None, version_id: str | None = None) -> dict:
     name = jobs.job_name(JOB_NAME_PREFIX, bucket, key, version)
+    sharded = shards.should_shard(size, SHARD_ABOVE_BYTES, INSTANCE_COUNT)
     request = jobs.transform_job_request(
         name=name,
         model_name=MODEL_NAME,
@@ -146,11 +154,51 @@ def submit(bucket: str, key: str, version: str) -> dict:
         instance_type=INSTANCE_TYPE,
         instance_count=INSTANCE_COUNT,
         max_payload_mb=MAX_PAYLOAD_MB,
+        sharded=sharded,
     )
+    if sharded:
+        return submit_sharded(request, bucket, key, size, version_id)
     if not check_only_object(bucket, key):
         logger.warning("skipped: the object no longer exists", extra={"job": name})
         metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=1)
         return {"outcome": "skipped", "reason": "object no longer exists", "job": name}
+    return create_job(request)
+
+
+def submit_sharded(request: dict, bucket: str, key: str, size: int, version_id: str | None) -> dict:
+    """Split the upload into shards (copies inside S3), keep the plan for the
+    completion function, then create the one job that reads them all."""
+    name = request["TransformJobName"]
+    status = existing_job_for(name, request)
+    if status is not None:  # a duplicate delivery: the shards were written before the job was created
+        logger.info("duplicate delivery: the job already exists", extra={"job": name, "job_status": status})
+        metrics.add_metric(name="DuplicateDeliveries", unit=MetricUnit.Count, value=1)
+        return {"outcome": "duplicate", "job": name}
+    if MAX_JOBS_IN_FLIGHT and jobs_in_flight() >= MAX_JOBS_IN_FLIGHT:  # before copying anything
+        raise NoCapacity(f"{MAX_JOBS_IN_FLIGHT} transform jobs in flight (MaxTransformJobsInFlight)")
+    version = version_id if version_id and version_id != "null" else None
+    try:
+        plan = shards.plan(store, job=name, bucket=bucket, key=key, version=version, size=size,
+                           instances=INSTANCE_COUNT, max_line=MAX_PAYLOAD_MB * shards.MIB + 2)
+    except (shards.LineTooLong, shards.TooBig) as error:
+        return {**refuse(bucket, key, f"cannot be split across the job's instances: {error}"), "job": name}
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in S3Store.not_found:
+            raise
+        logger.warning("skipped: the object no longer exists", extra={"job": name})
+        metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=1)
+        return {"outcome": "skipped", "reason": "object no longer exists", "job": name}
+    started = time.monotonic()
+    shards.split(store, plan)
+    store.put(OUTPUT_BUCKET, shards.plan_key(name), plan.to_json(), "application/json")
+    logger.info("upload split into %d shards", len(plan.shards), extra={
+        "job": name, "bytes": size, "split_seconds": round(time.monotonic() - started, 3)})
+    metrics.add_metric(name="UploadsSharded", unit=MetricUnit.Count, value=1)
+    return {**create_job(request), "shards": len(plan.shards)}
+
+
+def create_job(request: dict) -> dict:
+    name = request["TransformJobName"]
     if MAX_JOBS_IN_FLIGHT and jobs_in_flight() >= MAX_JOBS_IN_FLIGHT:
         raise NoCapacity(f"{MAX_JOBS_IN_FLIGHT} transform jobs in flight (MaxTransformJobsInFlight)")
     try:
@@ -218,7 +266,8 @@ def handle_record(record: S3EventRecord) -> dict:
     problem = jobs.submission_problem(bucket, key, OUTPUT_BUCKET)
     if problem:
         return {**base, **refuse(bucket, key, problem)}
-    return {**base, **submit(bucket, key, jobs.object_version(obj.version_id, obj.etag))}
+    return {**base, **submit(bucket, key, jobs.object_version(obj.version_id, obj.etag), obj.get("size"),
+                             obj.version_id)}
 
 
 def handle_upload_event(event: S3Event) -> dict:

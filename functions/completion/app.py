@@ -4,7 +4,9 @@ states) -> record the outcome beside the output and emit metrics.
 For a job that scored `s3://<input bucket>/<key>`, writes
 `s3://<OUTPUT_BUCKET>/<key>.status.json`: status, job name, input and output
 URIs, counts of records / scored / errors (read from `<key>.out` when the job
-completed), failure reason, and timings. A failed job also logs an error with
+completed), failure reason, and timings. A sharded upload's job (its input is
+under batch/shards.py's staging prefix) has its shard outputs counted and
+assembled into the upload's `<key>.out` first (finish_sharded). A failed job also logs an error with
 its reason.
 
 It reads only the event's detail, which carries the job's description
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import boto3
@@ -31,20 +34,24 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from batch import jobs
+from batch import jobs, shards
+from batch.s3store import S3Store
 from contract import transformjob
 from contract.locations import s3_uri
 
 OUTPUT_BUCKET = os.environ["OUTPUT_BUCKET"]
 JOB_NAME_PREFIX = os.environ["JOB_NAME_PREFIX"]
+COUNTING_THREADS = 8  # shard outputs counted at once
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
 s3 = boto3.client(
-    "s3", config=Config(connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 5})
+    "s3", config=Config(connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 5},
+                        max_pool_connections=COUNTING_THREADS)
 )
+store = S3Store(s3)
 
 
 def count_output(bucket: str, key: str, fmt: jobs.InputFormat) -> jobs.Counts | None:
@@ -57,6 +64,47 @@ def count_output(bucket: str, key: str, fmt: jobs.InputFormat) -> jobs.Counts | 
         return None
     with body:
         return jobs.count_results(jobs.iter_lines(body.iter_chunks(1024 * 1024)), fmt)
+
+
+def finish_sharded(detail: transformjob.TransformJobDescription, plan: shards.Plan, result_key: str) -> dict:
+    """A sharded upload's job is over: on success, count the shards' outputs,
+    assemble them into `<key>.out` (copies inside S3; a failure aborts it, so
+    no partial `.out` appears) and remove the staging objects; then record
+    the status as for any job. A failed job's staging objects are left for the
+    lifecycle rule (and for a look at what was scored)."""
+    counts, output_uri = None, None
+    fmt = jobs.input_format(plan.key)
+    if detail.get("TransformJobStatus") == "Completed" and fmt is not None:
+        outputs = plan.output_keys()
+        sizes = [store.size(OUTPUT_BUCKET, key) for key in outputs]
+        missing = [key for key, size in zip(outputs, sizes) if size is None]
+        if missing:  # raise: retried, then in the failed-events queue; no .out
+            raise RuntimeError(f"the completed job left no output for {len(missing)} of {len(outputs)} shards "
+                               f"(first: s3://{OUTPUT_BUCKET}/{missing[0]})")
+        with ThreadPoolExecutor(COUNTING_THREADS) as pool:
+            parts = list(pool.map(lambda key: count_output(OUTPUT_BUCKET, key, fmt), outputs))
+        counts = jobs.Counts(*(sum(getattr(part, field) for part in parts) for field in ("records", "scored", "errors")))
+        shards.assemble(store, [shards.Source(OUTPUT_BUCKET, key, 0, size) for key, size in zip(outputs, sizes)],
+                        OUTPUT_BUCKET, result_key)
+        output_uri = s3_uri(OUTPUT_BUCKET, result_key)
+        logger.info("shard outputs assembled", extra={"shards": len(outputs), "output": output_uri})
+    document = jobs.status_document(detail, output_uri=output_uri, counts=counts, recorded_at=datetime.now(timezone.utc),
+                                    upload_uri=plan.upload_uri, shards=len(plan.shards))
+    write_status(result_key, document)
+    if output_uri:
+        inputs, staged_outputs = shards.staging_keys(plan)
+        store.delete(plan.staging_bucket, inputs)
+        store.delete(OUTPUT_BUCKET, staged_outputs)
+    return document
+
+
+def write_status(result_key: str, document: dict) -> None:
+    s3.put_object(
+        Bucket=OUTPUT_BUCKET,
+        Key=jobs.status_key(result_key),
+        Body=json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8"),
+        ContentType="application/json",
+    )
 
 
 def record_metrics(document: dict) -> None:
@@ -86,21 +134,25 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict | No
         logger.warning("ignored: the job writes outside this stack's output bucket", extra={"output_bucket": bucket})
         metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
         return None
-
-    counts, output_uri = None, None
-    fmt = jobs.input_format(jobs.parse_s3_uri(input_uri)[1])
-    if status == "Completed" and fmt is not None:
-        counts = count_output(bucket, result_key, fmt)
-        output_uri = s3_uri(bucket, result_key) if counts is not None else None
-    document = jobs.status_document(
-        detail, output_uri=output_uri, counts=counts, recorded_at=datetime.now(timezone.utc)
-    )
-    s3.put_object(
-        Bucket=bucket,
-        Key=jobs.status_key(result_key),
-        Body=json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8"),
-        ContentType="application/json",
-    )
+    if shards.is_staging_key(jobs.parse_s3_uri(input_uri)[1]):
+        body = store.get(OUTPUT_BUCKET, shards.plan_key(name))
+        if body is None:  # removed after the output was assembled: a repeated event
+            logger.info("ignored: the sharded upload's output was already assembled")
+            metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
+            return None
+        plan = shards.Plan.from_json(body)
+        result_key = jobs.output_location(plan.upload_uri, jobs.output_path(OUTPUT_BUCKET, plan.key))[1]
+        document = finish_sharded(detail, plan, result_key)
+    else:
+        counts, output_uri = None, None
+        fmt = jobs.input_format(jobs.parse_s3_uri(input_uri)[1])
+        if status == "Completed" and fmt is not None:
+            counts = count_output(bucket, result_key, fmt)
+            output_uri = s3_uri(bucket, result_key) if counts is not None else None
+        document = jobs.status_document(
+            detail, output_uri=output_uri, counts=counts, recorded_at=datetime.now(timezone.utc)
+        )
+        write_status(result_key, document)
     record_metrics(document)
     if status == "Failed":
         # The record keeps the reason's first line; the log keeps all of it.

@@ -29,6 +29,7 @@ ENV = {
     "MAX_JOBS_IN_FLIGHT": "0",  # template.yaml's default is 2; the cap's own tests set it
     "CAPACITY_RETRY_SECONDS": "60",
     "CAPACITY_RETRY_MAX_SECONDS": "900",
+    "SHARD_ABOVE_MB": "256",
     "MAX_UPLOAD_MB": "100",
     "POWERTOOLS_METRICS_NAMESPACE": "Critic",
 }

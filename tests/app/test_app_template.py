@@ -16,7 +16,7 @@ import pytest
 from cfnlint.decode import cfn_yaml
 
 from app_support import ENV, REPO
-from batch import buffer, jobs
+from batch import buffer, jobs, shards
 
 TEMPLATE = REPO / "template.yaml"
 SAM = REPO / ".tools" / "sam" / "bin" / "sam"
@@ -258,8 +258,25 @@ def test_batch_may_only_start_this_models_jobs(template):
     assert by_sid["WaitAndRecordFailures"]["Action"] == "sqs:SendMessage"
     assert by_sid["WaitAndRecordFailures"]["Resource"] == [{"Fn::GetAtt": ["UploadsQueue", "Arn"]},
                                                            {"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}]
+    # Big uploads: it reads uploads and writes shards and plans under the staging prefix only.
+    staging = shards.STAGING_PREFIX
+    assert by_sid["ReadUploadsToSplit"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert by_sid["WriteShards"]["Action"] == ["s3:PutObject", "s3:AbortMultipartUpload"]
+    assert by_sid["WriteShards"]["Resource"]["Fn::Sub"][0].endswith(f"/{staging}*")
+    assert by_sid["WriteShardPlans"] == {"Sid": "WriteShardPlans", "Effect": "Allow", "Action": "s3:PutObject",
+                                         "Resource": {"Fn::Sub": f"${{OutputBucket.Arn}}/{staging}*"}}
     assert set(by_sid) == {"CreateJobsOfThisModel", "DescribeThisStacksJobs", "PassTheSageMakerRole", "ListInputKeys",
-                           "RecordSkippedUploads", "CountJobsInFlight", "WaitAndRecordFailures"}
+                           "RecordSkippedUploads", "CountJobsInFlight", "WaitAndRecordFailures",
+                           "ReadUploadsToSplit", "WriteShards", "WriteShardPlans"}
+
+
+def test_shard_staging_expires_in_both_buckets(template):
+    for bucket in ("InputBucket", "OutputBucket"):
+        rules = {rule["Id"]: rule for rule in
+                 template["Resources"][bucket]["Properties"]["LifecycleConfiguration"]["Rules"]}
+        rule = rules["expire-shard-staging"]
+        assert rule["Prefix"] == shards.STAGING_PREFIX and rule["Status"] == "Enabled"
+        assert rule["ExpirationInDays"] >= 1 and rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
 
 
 def test_uploads_may_only_sign_puts_under_uploads_and_read_their_results(template):
