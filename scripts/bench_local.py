@@ -48,12 +48,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start(artifact: Path, data: Path) -> tuple[subprocess.Popen, str, str]:
+def start(artifact: Path, data: Path, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str, str]:
+    """`critic serve` on free ports with a fresh data folder (and `extra` options); (process, AWS URL, API host)."""
     aws_port, api_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "critic", "serve", "--artifact", str(artifact), "--data", str(data), "--fresh",
-         "--aws-port", str(aws_port), "--api-port", str(api_port)],
+         "--aws-port", str(aws_port), "--api-port", str(api_port), *extra],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     ready = threading.Event()
 

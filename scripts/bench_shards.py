@@ -29,35 +29,16 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from bench_local import free_port, imdb_test_reviews  # noqa: E402
+from bench_local import imdb_test_reviews, start  # noqa: E402
 from critic import SHIPPED_ARTIFACT  # noqa: E402
 
 KEY = "bench/imdb-repeated.txt"
 
 
 def serve(artifact: Path, data: Path, instances: int, above_mb: float):
-    import threading
-
-    aws_port, api_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "critic", "serve", "--artifact", str(artifact), "--data", str(data), "--fresh",
-         "--aws-port", str(aws_port), "--api-port", str(api_port),
-         "--parameter", f"BatchInstanceCount={instances}", "--parameter", f"ShardAboveMB={above_mb}"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    ready = threading.Event()
-
-    def read() -> None:
-        for line in process.stdout:
-            if line.startswith(b"Ctrl-C stops everything"):
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(300) or process.poll() is not None:
-        process.kill()
-        sys.exit("critic serve did not start")
-    return process, f"http://127.0.0.1:{aws_port}"
+    process, aws_url, _ = start(artifact, data, ("--parameter", f"BatchInstanceCount={instances}",
+                                                 "--parameter", f"ShardAboveMB={above_mb}"))
+    return process, aws_url
 
 
 def run(aws: str, path: Path, folder: Path) -> tuple[dict, Path]:
