@@ -47,10 +47,16 @@ DEFAULT_AWS_PORT = 4566
 DEFAULT_API_PORT = 3000
 AWS_PORT_VARIABLE = "CRITIC_AWS_PORT"
 API_PORT_VARIABLE = "CRITIC_API_PORT"
-# Template parameters the local stack sets unless told otherwise: its
+# Template parameters the local stack sets unless told otherwise. Its
 # transform jobs take seconds, not AWS's minutes, so an upload waiting for
-# capacity is tried again after 1 to 4 s instead of 1 to 15 minutes.
-LOCAL_PARAMETER_DEFAULTS = {"CapacityRetrySeconds": "1", "CapacityRetryMaxSeconds": "4"}
+# capacity is tried again after 1 to 4 s instead of 1 to 15 minutes. And this
+# machine is the account: no cap of the stack's own on jobs in flight (they
+# queue in the local SageMaker, which runs two at once) unless
+# `--transform-quota` plays an account's quota; a cap here would only leave the
+# cores idle between an upload's tries (ten 10,000-line files: 4.9 s without
+# it, 11.8 s with MaxTransformJobsInFlight=2; scripts/load_local.py).
+LOCAL_PARAMETER_DEFAULTS = {"CapacityRetrySeconds": "1", "CapacityRetryMaxSeconds": "4",
+                            "MaxTransformJobsInFlight": "0"}
 
 
 class StackError(Exception):
