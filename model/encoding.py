@@ -5,6 +5,13 @@ Bag features are the known words (their word ids) and every bigram and
 trigram, hashed from the word ids into a fixed number of buckets (the hashing
 trick): no n-gram table to store or look up, so the artifact stays small and
 encoding is a few array operations whatever the number of n-grams.
+
+With `negation_scope` (issue 15), a word that follows a negation ("not",
+"never", "hardly", ...) in the same clause is a feature of its own, hashed
+into the buckets as "not-<word>" (Das & Chen, 2001; Pang et al., 2002): the
+bag then stops reading "not good" as "good". The clause ends at punctuation
+or at a contrast word ("but", "though"). Artifacts made before it have no
+such key in vocab.json and encode as they always did.
 """
 from __future__ import annotations
 
@@ -21,6 +28,14 @@ from model.network import UNK
 # Odd multipliers for the n-gram hash: fixed, so ids never change between
 # processes or machines (Python's str hash does).
 _MIX = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D)
+_NEGATED = 0x27D4EB2F  # the multiplier that makes "not-<word>" a hashed feature of its own
+
+# Where a negation's scope starts and where it ends (tokens as model/preprocess.py
+# makes them: "n't" is already "not").
+NEGATIONS = frozenset({"not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "nowhere",
+                       "hardly", "barely", "scarcely", "without", "cannot"})
+SCOPE_ENDS = frozenset({".", ",", ";", ":", "!", "?", "(", ")", '"', "-",
+                        "but", "however", "although", "though", "yet", "except", "whereas"})
 
 
 def _most_common(counts: Counter, n: int) -> list[tuple[str, int]]:
@@ -33,6 +48,7 @@ def _most_common(counts: Counter, n: int) -> list[tuple[str, int]]:
 class Vocabulary:
     words: dict[str, int]  # token -> id (ids start at 2: 0 pad, 1 unknown)
     buckets: int  # hashed bigram and trigram features, after the word ids
+    negation_scope: bool = False  # words after a negation are features of their own (needs buckets)
 
     @property
     def vocab_size(self) -> int:
@@ -44,22 +60,47 @@ class Vocabulary:
         return self.vocab_size + self.buckets
 
     @classmethod
-    def build(cls, documents: Iterable[list[str]], max_words: int, buckets: int, min_count: int = 2) -> "Vocabulary":
+    def build(cls, documents: Iterable[list[str]], max_words: int, buckets: int, min_count: int = 2,
+              negation_scope: bool = False) -> "Vocabulary":
         counts: Counter[str] = Counter()
         for tokens in documents:
             # Document frequency: one chatty review should not buy a word its place.
             counts.update(set(tokens))
         words = [w for w, c in _most_common(counts, max_words) if c >= min_count]
-        return cls({w: i + 2 for i, w in enumerate(words)}, buckets)
+        return cls({w: i + 2 for i, w in enumerate(words)}, buckets, negation_scope)
 
     def ids(self, tokens: list[str]) -> np.ndarray:
         """Word ids, one per token; never empty (no known word reads as unknown)."""
         get = self.words.get
         return np.array([get(t, UNK) for t in tokens] or [UNK], dtype=np.int64)
 
+    def negated(self, ids: np.ndarray) -> np.ndarray:
+        """Which tokens sit in a negation's scope: after a negation word, up to
+        the clause's end (the negation word itself is not in it)."""
+        if not hasattr(self, "_cues"):
+            self._cues = np.array(sorted(self.words[w] for w in NEGATIONS if w in self.words), dtype=np.int64)
+            self._ends = np.array(sorted(self.words[w] for w in SCOPE_ENDS if w in self.words), dtype=np.int64)
+        is_cue = np.isin(ids, self._cues)
+        if not is_cue.any():
+            return np.zeros(len(ids), dtype=bool)
+        # Each token's clause number (a new clause after each end), and whether
+        # a cue came earlier in the same clause.
+        clause = np.concatenate([[0], np.cumsum(np.isin(ids, self._ends))[:-1]])
+        cues_so_far = np.cumsum(is_cue) - is_cue  # cues strictly before each token
+        cues_at_clause_start = np.zeros(clause[-1] + 1, dtype=np.int64)
+        starts = np.flatnonzero(np.diff(clause, prepend=-1))
+        cues_at_clause_start[clause[starts]] = cues_so_far[starts]
+        in_scope = cues_so_far > cues_at_clause_start[clause]
+        return in_scope & ~is_cue & ~np.isin(ids, self._ends)
+
     def bag(self, ids: np.ndarray) -> np.ndarray:
         """The review's distinct bag features, sorted: presence, not counts."""
         features = ids[ids != UNK]
+        if self.negation_scope and self.buckets:
+            scoped = self.negated(ids) & (ids != UNK)
+            if scoped.any():
+                negated = (ids[scoped] * _NEGATED + 7) % self.buckets + self.vocab_size
+                features = np.concatenate([ids[~scoped & (ids != UNK)], negated])
         if self.buckets:
             a, b, c = _MIX
             bigrams = ids[:-1] * a + ids[1:] * b  # wraps around in int64: still a fixed function
@@ -85,9 +126,12 @@ class Vocabulary:
         return ids, bag
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"words": self.words, "buckets": self.buckets}))
+        data = {"words": self.words, "buckets": self.buckets}
+        if self.negation_scope:  # only then: older artifacts' vocab.json stays byte for byte as it was
+            data["negation_scope"] = True
+        path.write_text(json.dumps(data))
 
     @classmethod
     def load(cls, path: Path) -> "Vocabulary":
         data = json.loads(Path(path).read_text())
-        return cls(data["words"], data["buckets"])
+        return cls(data["words"], data["buckets"], data.get("negation_scope", False))

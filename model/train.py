@@ -65,10 +65,14 @@ class TrainConfig:
     # network
     vocab_size: int = option(100_000, "most words kept (each in >= 2 reviews)")
     buckets: int = option(16_000_057, "hashed bigram + trigram features in the bag branch (0: words only)")
+    negation_scope: bool = option(False, "the bag reads a word after a negation in the same clause as a feature of "
+                                         "its own (\"not good\" stops counting as \"good\"; model/encoding.py)")
     embed_dim: int = option(32)
     hidden_dim: int = option(64)
     max_len: int = option(200, "words the LSTM reads: the first and last halves")
     dropout: float = option(0.3)
+    sentence_ends: bool = option(False, "the LSTM's logit is the mean of its head over the state at each sentence "
+                                        "end, not only the last (model/network.py)")
     no_lstm: bool = option(False, "ablation: the bag branch alone")
     no_bag: bool = option(False, "ablation: the LSTM alone")
     # phase one: the bag branch, NB-weighted logistic regression fitted exactly
@@ -152,7 +156,8 @@ def main(argv=None) -> dict:
 
     # vocabulary, from the training part only, and the network. The network
     # draws its initial weights first of anything from torch's seeded RNG.
-    vocabulary = Vocabulary.build(train.tokens, config.vocab_size, config.buckets)
+    vocabulary = Vocabulary.build(train.tokens, config.vocab_size, config.buckets,
+                                  negation_scope=config.negation_scope)
     network = build_network(config, vocabulary)
     train.encode(vocabulary, config.max_len)
     valid.encode(vocabulary, config.max_len)
@@ -265,6 +270,9 @@ def load_reviews(config: TrainConfig) -> tuple[Reviews, Reviews, list[str]]:
 
 # --- vocabulary and network --------------------------------------------------
 
+SENTENCE_END_TOKENS = (".", "!", "?")
+
+
 def build_network(config: TrainConfig, vocabulary: Vocabulary) -> SentimentLSTM:
     network = SentimentLSTM(SentimentConfig(
         vocab_size=vocabulary.vocab_size,
@@ -275,6 +283,8 @@ def build_network(config: TrainConfig, vocabulary: Vocabulary) -> SentimentLSTM:
         max_len=config.max_len,
         use_lstm=not config.no_lstm,
         length_gate=config.blend == "length" and config.combine == "stack" and not (config.no_lstm or config.no_bag),
+        sentence_ends=sorted(vocabulary.words[w] for w in SENTENCE_END_TOKENS if w in vocabulary.words)
+        if config.sentence_ends else [],
     ))
     if network.config.use_lstm and network.config.ngram_size:
         with torch.no_grad():  # the LSTM's head starts silent: until phase two the model is the bag
