@@ -7,35 +7,21 @@ under test-output/web/ (or $CRITIC_TEST_OUTPUT/web/).
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
-import threading
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 import critic
+from web_support import CHROMIUM, Watch, free_port, serve
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.exists(),
                                  reason=f"{CHROMIUM} is missing: install Debian's chromium (make browser)")]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 375, "height": 740}
 XSS = "<img src=x onerror=alert(1)>"
-START_TIMEOUT = 180  # seconds for `critic serve` to load the model and print its banner
 
 POSITIVE_REVIEW = ("An absolute delight from start to finish. The acting is superb, the story is moving "
                    "and beautifully told, and the music is wonderful. One of the best films of the year; "
@@ -45,12 +31,6 @@ NEGATIVE_REVIEW = ("Dreadful. The plot is a mess, the acting is wooden and the d
                    "and money, easily the worst film I have seen this year.")
 
 expect.set_options(timeout=60_000)  # scoring on a shared 2-core machine; a wait, not an assertion
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def post_score(api: str, review: str) -> tuple[int, dict]:
@@ -64,59 +44,10 @@ def post_score(api: str, review: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-@pytest.fixture(scope="module")
-def output_dir(repo_root) -> Path:
-    root = Path(os.environ.get("CRITIC_TEST_OUTPUT", repo_root / "test-output"))
-    folder = root / "web"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @dataclass
 class Stack:
     url: str
     shipped: bool
-
-
-@contextlib.contextmanager
-def serve(repo_root: Path, folder: Path, artifact: Path, *extra: str):
-    """`critic serve` on free ports with a data folder under `folder`: yields the API's URL."""
-    api_port, aws_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CRITIC_"))}
-    log = open(folder / "serve.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "critic", "serve", "--artifact", str(artifact), "--data", str(folder / "data"),
-         "--fresh", "--api-port", str(api_port), "--aws-port", str(aws_port), *extra],
-        cwd=repo_root, env=env, stdout=subprocess.PIPE, stderr=log)
-    ready = threading.Event()
-
-    def read_banner() -> None:
-        for line in process.stdout:
-            if line.startswith(b"Ctrl-C stops everything"):
-                ready.set()
-        ready.set()  # exited
-
-    threading.Thread(target=read_banner, daemon=True).start()
-    try:
-        if not ready.wait(START_TIMEOUT) or process.poll() is not None:
-            raise AssertionError("critic serve did not start:\n" + (folder / "serve.log").read_text()[-3000:])
-        yield f"http://127.0.0.1:{api_port}"
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -129,72 +60,14 @@ def stack(request, repo_root, tmp_path_factory):
         yield Stack(url, shipped)
 
 
-@dataclass
-class Watch:
-    """What a page did that a test did not ask for."""
-    origins: set[str]
-    console_errors: list[str] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-    requests: list[str] = field(default_factory=list)
-
-    def attach(self, page: Page) -> None:
-        page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text))
-        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
-        page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
-        page.on("request", lambda request: self.requests.append(request.url))
-
-    def check(self, page: Page, allowed_console: tuple[str, ...] = ()) -> None:
-        violations = page.evaluate("window.__cspViolations")
-        assert violations == [], f"Content-Security-Policy violations: {violations}"
-        assert self.page_errors == [], f"JavaScript errors: {self.page_errors}"
-        assert self.dialogs == [], f"dialogs opened: {self.dialogs}"
-        unexpected = [text for text in self.console_errors
-                      if not any(re.search(pattern, text) for pattern in allowed_console)]
-        assert unexpected == [], f"console errors: {unexpected}"
-        strangers = [url for url in self.requests
-                     if not any(url.startswith(origin + "/") or url == origin for origin in self.origins)]
-        assert strangers == [], f"requests to other places: {strangers}"
-
-
 @pytest.fixture
-def open_page(browser, stack):
+def open_page(watched_page, stack):
     """open_page(query="") -> (page, watch): the page as served by the local stack."""
-    contexts = []
-
     def open_(query: str = "", extra_origins: tuple[str, ...] = (), base: str | None = None,
               played_clock: bool = False) -> tuple[Page, Watch]:
-        context = browser.new_context(viewport=DESKTOP, reduced_motion="reduce")
-        contexts.append(context)
-        context.add_init_script(
-            "window.__cspViolations = [];"
-            "document.addEventListener('securitypolicyviolation', e =>"
-            " window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
-        page = context.new_page()
-        if played_clock:  # the page's timers and Date move only when the test runs the clock
-            page.clock.install()
-        watch = Watch(origins={stack.url, *extra_origins})
-        watch.attach(page)
-        page.goto(f"{base or stack.url}/{query}")
-        expect(page.get_by_role("heading", name="Critic")).to_be_visible()
-        return page, watch
-
-    yield open_
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
-def snap(output_dir):
-    """snap(page, state): screenshots at desktop and phone width; the page must fit a phone."""
-    def snap_(page: Page, state: str) -> None:
-        page.screenshot(path=output_dir / f"{state}-desktop.png", full_page=True)
-        page.set_viewport_size(PHONE)
-        page.screenshot(path=output_dir / f"{state}-phone.png", full_page=True)
-        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-        assert overflow <= 0, f"{state}: the page is {overflow}px wider than a phone screen"
-        page.set_viewport_size(DESKTOP)
-    return snap_
+        return watched_page(f"{base or stack.url}/{query}", {stack.url, *extra_origins}, "Critic",
+                            played_clock=played_clock)
+    return open_
 
 
 def review_box(page: Page):
