@@ -45,8 +45,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-_AWS_ONLY = ("stack", "region", "image_uri", "parameters", "bucket", "use_container", "dry_run", "force",
-             "check_data")
+_AWS_ONLY = {"stack": "--stack-name", "region": "--region", "image_uri": "--image-uri", "parameters": "--parameter",
+             "bucket": "--bucket", "use_container": "--use-container", "dry_run": "--dry-run", "force": "--force",
+             "check_data": "--check-data"}
 
 
 def run(args) -> int:
@@ -56,10 +57,10 @@ def run(args) -> int:
         from critic.deploy.local import switch
         from critic.errors import UsageError
 
-        given = [name for name in _AWS_ONLY if getattr(args, name)]
+        given = [flag for name, flag in _AWS_ONLY.items() if getattr(args, name)]
         if given:
             raise UsageError("--local switches the local stack's model only; it takes --artifact, not "
-                             + ", ".join("--" + name.replace("_", "-") for name in given))
+                             + ", ".join(given))
         switch(args.artifact or SHIPPED_ARTIFACT, local_aws_url())
         return 0
     return deploy(DeployOptions(
