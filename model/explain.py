@@ -83,8 +83,8 @@ def attribute(network: SentimentLSTM, vocabulary: Vocabulary, text: str) -> Attr
     read = read_positions(len(ids), config.max_len)
     bag_weight = lstm_weight = 1.0
     if config.length_gate:
-        weights = network.branch_weights(torch.tensor([len(read)]))
-        bag_weight, lstm_weight = (float(w) for w in weights)
+        with torch.no_grad():
+            bag_weight, lstm_weight = (float(w) for w in network.branch_weights(torch.tensor([len(read)])))
     baseline = logit = 0.0
     if config.ngram_size:
         features, starts, widths = vocabulary.occurrences(ids)
