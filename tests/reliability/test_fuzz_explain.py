@@ -5,7 +5,6 @@ other record's output is what it was without the flag."""
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -13,25 +12,8 @@ from sagemaker_inference.errors import BaseInferenceToolkitError
 
 from contract import reviews
 from model import inference
+from explanation_checks import assert_explains
 from test_fuzz_model import TEXT
-
-SCORE_DIGITS_SLACK = 10 ** -reviews.SCORE_DIGITS
-
-
-def assert_explains(review: str, result: dict) -> None:
-    explanation = result["explanation"]
-    end = 0
-    for span in explanation["spans"]:
-        assert end <= span["start"] < span["end"] <= len(review)
-        assert review[span["start"]:span["end"]] == span["text"]
-        end = span["end"]
-    total = explanation["baseline"] + sum(span["contribution"] for span in explanation["spans"])
-    score = result["score"]
-    # The score is rounded to 6 decimals: its logit is that precise only away from 0 and 1.
-    if 1e-4 <= score <= 1 - 1e-4:
-        assert total == pytest.approx(math.log(score / (1 - score)), abs=0.01)
-    assert 1 / (1 + math.exp(-total)) == pytest.approx(score, abs=SCORE_DIGITS_SLACK)
-
 
 def handle(scorer, body: str, content_type: str, accept: str):
     return inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), scorer), accept)
