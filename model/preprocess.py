@@ -253,7 +253,9 @@ def tokenize(raw: str | bytes) -> list[str]:
 # gives the same tokens as `tokenize` nearly always; where it does not (the
 # text of a <script>, markup html.parser reads otherwise, NFKC across
 # characters, a final sigma), the two token lists are aligned.
-_MARKUP = re.compile(r"<!--.*?(?:-->|\Z)|<[a-zA-Z/!?][^>]*>?", re.DOTALL)
+_MARKUP = re.compile(  # an element whose text is not the review's, a comment, a tag
+    r"<(script|style|template|rt|rp)\b[^>]*>.*?(?:</(?i:\1)\s*>|\Z)|<!--.*?(?:-->|\Z)|<[a-zA-Z/!?][^>]*>?",
+    re.DOTALL | re.IGNORECASE)
 _REFERENCE = re.compile(r"&(#[xX][0-9a-fA-F]+|#[0-9]+|[a-zA-Z][-.a-zA-Z0-9]*);?")
 _SPECIAL = re.compile(r"[<&]|[^\x00-\x7f]+")
 
@@ -351,19 +353,47 @@ def locate(text: str, tokens: list[str]) -> list[tuple[int, int] | None]:
     else:
         places.read(text, 0)
     found = places.tokens()
-    if [word for word, _, _ in found] == tokens:
+    if len(found) == len(tokens) and all(word == token for (word, _, _), token in zip(found, tokens)):
         return [(start, end) for _, start, end in found]
     return _align(tokens, found)
+
+
+# A stretch that differs is aligned word by word up to this many pairs of
+# tokens (difflib's matcher is quadratic and worse on repetitive text); a
+# longer one is placed as a whole, as one span.
+_ALIGN_LIMIT = 250_000
+
+
+def _same_word(token: str) -> str:
+    # Read a character at a time, a final sigma is a plain one.
+    return token.replace("\u03c2", "\u03c3")
 
 
 def _align(tokens: list[str], found: list[tuple[str, int, int]]) -> list[tuple[int, int] | None]:
     """Place tokens on the tokens read again: the same word in the same order
     takes its place; a stretch of tokens against a stretch read otherwise
     takes it word for word if they are as many, else as a whole; a token
-    with nothing against it (an insertion) stays unplaced."""
+    with nothing against it stays unplaced (None)."""
+    ours = [_same_word(token) for token in tokens]
+    read = [_same_word(word) for word, _, _ in found]
+    head = 0
+    while head < min(len(ours), len(read)) and ours[head] == read[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(ours), len(read)) - head and ours[-1 - tail] == read[-1 - tail]:
+        tail += 1
     spans: list[tuple[int, int] | None] = [None] * len(tokens)
-    matcher = SequenceMatcher(None, tokens, [word for word, _, _ in found])
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+    for k in range(head):
+        spans[k] = found[k][1:]
+    for k in range(1, tail + 1):
+        spans[-k] = found[-k][1:]
+    ours, read = ours[head : len(ours) - tail], read[head : len(read) - tail]
+    if len(ours) * len(read) > _ALIGN_LIMIT:
+        stretches = [("replace", 0, len(ours), 0, len(read))]
+    else:
+        stretches = SequenceMatcher(None, ours, read, autojunk=False).get_opcodes()
+    for op, i1, i2, j1, j2 in stretches:
+        i1, i2, j1, j2 = i1 + head, i2 + head, j1 + head, j2 + head
         if op == "equal" or (op == "replace" and i2 - i1 == j2 - j1):
             for k in range(i2 - i1):
                 spans[i1 + k] = found[j1 + k][1:]

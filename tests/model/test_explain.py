@@ -105,3 +105,23 @@ def test_a_review_without_words_is_one_span():
     assert [span["text"] for span in explanation["spans"]] == ["<b></b> \u200b"]
     assert explanation["baseline"] + explanation["spans"][0]["contribution"] == pytest.approx(logit(network(), text),
                                                                                              abs=1e-5)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("<script>great</script> awful <STYLE>x</style>film", ["awful", "film"]),  # hidden text is not read
+    ("ΟΔΟΣ film", ["ΟΔΟΣ", "film"]),  # a final sigma, read a character at a time as a plain one
+    ("\u1100\u1161\u11a8 film", ["\u1100\u1161\u11a8", "film"]),  # jamo NFKC composes only together
+    ("x&frac12;y film", ["x&frac12;y", "film"]),  # one reference, two words: one span
+])
+def test_words_read_otherwise_still_land_on_their_text(text, expected):
+    assert [span["text"] for span in explain(network(), VOCABULARY, text)["spans"]] == expected
+
+
+def test_a_review_over_max_chars_is_placed_from_its_head_and_tail():
+    from model.preprocess import MAX_CHARS
+    text = "great " * (MAX_CHARS // 6) + "awful"  # over MAX_CHARS: the middle is cut
+    explanation = explain(network(), VOCABULARY, text)
+    check(text, explanation)
+    assert explanation["spans"][-1]["text"] == "awful" and explanation["spans"][-1]["end"] == len(text)
+    assert explanation["baseline"] + sum(s["contribution"] for s in explanation["spans"]) == pytest.approx(
+        logit(network(), text), abs=0.01)
