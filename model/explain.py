@@ -18,7 +18,7 @@ the model read, {"baseline": b, "spans": [{"start", "end", "text",
   review's embeddings jumps (200 steps of recurrence), so quadrature misses
   the total by up to 3.5 logits at 128 Gauss-Legendre nodes and 0.2 at 1,024
   on IMDB test reviews, and one forward and backward pass alone costs about
-  6 ms (docs/explanations.md has the figures).
+  7 ms (scripts/explain_ig.py; docs/explanations.md has the figures).
 - With the length gate, each branch's part is scaled by its weight.
 
 Spans are in code points of the review exactly as sent (preprocess.locate).
