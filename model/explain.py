@@ -121,18 +121,11 @@ def reading_steps(network: SentimentLSTM, ids: np.ndarray) -> tuple[np.ndarray, 
 def place(text: str, attribution: Attribution) -> Explanation:
     """The contributions on spans of the review's text (see the module's docstring)."""
     tokens, per_token = attribution.tokens, attribution.per_token
-    if tokens:
-        located = locate(text, tokens)
-    else:
-        stripped = text.strip()
-        start = len(text) - len(text.lstrip())
-        located = [(start, start + len(stripped))]
-    first = next((span for span in located if span is not None), None)
-    if first is None:  # no token could be placed: the whole review
-        start = len(text) - len(text.lstrip())
-        first = (start, len(text.rstrip()))
+    whole = (len(text) - len(text.lstrip()), len(text.rstrip()))  # from the first to the last non-space
+    located = locate(text, tokens) if tokens else [whole]
+    # An unplaced token goes with the one before it; before the first placed one, with that one.
+    previous = next((span for span in located if span is not None), whole)
     merged: list[list] = []  # [start, end, contribution]
-    previous = first
     for span, contribution in zip(located, per_token.tolist()):
         span = span or previous
         previous = span

@@ -254,7 +254,7 @@ def tokenize(raw: str | bytes) -> list[str]:
 # text of a <script>, markup html.parser reads otherwise, NFKC across
 # characters, a final sigma), the two token lists are aligned.
 _MARKUP = re.compile(  # an element whose text is not the review's, a comment, a tag
-    r"<(script|style|template|rt|rp)\b[^>]*>.*?(?:</(?i:\1)\s*>|\Z)|<!--.*?(?:-->|\Z)|<[a-zA-Z/!?][^>]*>?",
+    r"<(script|style|template|rt|rp)\b[^>]*>.*?(?:</(?i:\1)\s*>|\Z)|<!--.*?--!?>|<(?!!--)[a-zA-Z/!?][^>]*>",
     re.DOTALL | re.IGNORECASE)
 _REFERENCE = re.compile(r"&(#[xX][0-9a-fA-F]+|#[0-9]+|[a-zA-Z][-.a-zA-Z0-9]*);?")
 _SPECIAL = re.compile(r"[<&]|[^\x00-\x7f]+")
@@ -355,7 +355,10 @@ def locate(text: str, tokens: list[str]) -> list[tuple[int, int] | None]:
     found = places.tokens()
     if len(found) == len(tokens) and all(word == token for (word, _, _), token in zip(found, tokens)):
         return [(start, end) for _, start, end in found]
-    return _align(tokens, found)
+    spans = _align(tokens, found)
+    if None in spans:
+        _search_gaps(text, tokens, spans)
+    return spans
 
 
 # A stretch that differs is aligned word by word up to this many pairs of
@@ -401,3 +404,26 @@ def _align(tokens: list[str], found: list[tuple[str, int, int]]) -> list[tuple[i
             for k in range(i1, i2):
                 spans[k] = (found[j1][1], found[j2 - 1][2])
     return spans
+
+
+def _search_gaps(text: str, tokens: list[str], spans: list[tuple[int, int] | None]) -> None:
+    """Place tokens left unplaced by looking for them, in order and ignoring
+    case, in the text between their placed neighbours: markup html.parser
+    reads as text (an unclosed comment, a "<" it does not take for a tag)
+    holds its words literally."""
+    i = 0
+    while i < len(tokens):
+        if spans[i] is not None:
+            i += 1
+            continue
+        j = i
+        while j < len(tokens) and spans[j] is None:
+            j += 1
+        low = spans[i - 1][1] if i else 0
+        high = spans[j][0] if j < len(tokens) else len(text)
+        for k in range(i, j):
+            match = re.compile(re.escape(tokens[k]), re.IGNORECASE).search(text, low, high)
+            if match:
+                spans[k] = match.span()
+                low = match.end()
+        i = j

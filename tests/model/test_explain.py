@@ -125,3 +125,12 @@ def test_a_review_over_max_chars_is_placed_from_its_head_and_tail():
     assert explanation["spans"][-1]["text"] == "awful" and explanation["spans"][-1]["end"] == len(text)
     assert explanation["baseline"] + sum(s["contribution"] for s in explanation["spans"]) == pytest.approx(
         logit(network(), text), abs=0.01)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("<!-- good", ["!", "-", "-", "good"]),  # an unclosed comment is text to html.parser
+    ("<x good", ["x", "good"]),  # so is a tag never closed
+])
+def test_markup_the_parser_reads_as_text_is_placed_on_its_words(text, expected):
+    from model.preprocess import locate
+    assert [text[s:e] for s, e in locate(text, tokenize(text))] == expected
