@@ -8,6 +8,8 @@ under test-output/web/ (or $CRITIC_TEST_OUTPUT/web/).
 from __future__ import annotations
 
 import json
+import math
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -33,9 +35,10 @@ NEGATIVE_REVIEW = ("Dreadful. The plot is a mess, the acting is wooden and the d
 expect.set_options(timeout=60_000)  # scoring on a shared 2-core machine; a wait, not an assertion
 
 
-def post_score(api: str, review: str) -> tuple[int, dict]:
+def post_score(api: str, review: str, explain: bool = False) -> tuple[int, dict]:
     """What the API itself answers, to compare the page with."""
-    request = urllib.request.Request(f"{api}/score", data=json.dumps({"review": review}).encode(),
+    request = urllib.request.Request(f"{api}/score?explain=true" if explain else f"{api}/score",
+                                     data=json.dumps({"review": review}).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -82,9 +85,19 @@ def meter(page: Page):
     return page.get_by_role("meter", name="Probability the review is positive")
 
 
+# web/app.js's BANDS, restated as the test's own expectation: (P(positive) below, wording).
+BANDS = ((0.25, "Negative"), (0.4, "Leans negative"), (0.6, "Mixed"), (0.75, "Leans positive"),
+         (math.inf, "Positive"))
+
+
+def band(score: float) -> str:
+    return next(name for below, name in BANDS if score < below)
+
+
 def shows_verdict(page: Page, label: str, api_score: float) -> None:
-    """The page shows the API's label, and its probability on the bar."""
-    expect(page.locator("#verdict-label")).to_have_text(label.capitalize())
+    """The page shows the API's verdict in words (its band: a score near 0.5
+    reads "Mixed"), and its probability on the bar."""
+    expect(page.locator("#verdict-label")).to_have_text(band(api_score))
     percent = round(api_score * 100)
     expect(meter(page)).to_have_attribute("aria-valuenow", str(percent))
     expect(meter(page)).to_have_attribute("aria-valuetext", f"{percent}% likely positive")
@@ -394,3 +407,77 @@ def test_the_page_gives_up_after_about_90_seconds(stack, open_page, snap):
     assert 4 <= score_requests(watch) <= 10
     snap(page, "cold-gave-up")
     watch.check(page, allowed_console=(r"Failed to load resource: .* 504",))
+
+
+# ---------------------------------------------------------------- explanations
+
+PULL = re.compile(r"^[+−]\d+\.\d\d toward (positive|negative)$")
+
+
+def test_explained_review_highlights_its_words_and_lists_the_strongest_reasons(shipped_stack, open_page, snap):
+    review = "The acting was superb and the music wonderful, but the plot was dreadful and the ending dull."
+    status, answer = post_score(shipped_stack.url, review, explain=True)
+    assert status == 200
+    spans = answer["explanation"]["spans"]
+    page, watch = open_page()
+    review_box(page).fill(review)
+    submit(page).click()
+    shows_verdict(page, answer["label"], answer["score"])
+    expect(page.locator("#scored-review")).to_have_text(review)  # highlighting adds no text
+    words = page.locator("#scored-review .word")
+    expect(words.first).to_be_visible()
+    for i in range(words.count()):
+        word = words.nth(i)
+        assert PULL.match(word.get_attribute("title")), word.get_attribute("title")
+        assert word.get_attribute("aria-description") == word.get_attribute("title")
+        assert word.get_attribute("tabindex") == "0"
+    strongest = max(spans, key=lambda span: span["contribution"])
+    weakest = min(spans, key=lambda span: span["contribution"])
+    expect(page.locator("#reasons-positive li").first).to_have_text(
+        f"“{strongest['text']}” +{strongest['contribution']:.2f} toward positive")
+    expect(page.locator("#reasons-negative li").first).to_have_text(
+        f"“{weakest['text']}” −{-weakest['contribution']:.2f} toward negative")
+    assert page.locator("#reasons-positive li").count() <= 3 and page.locator("#reasons-negative li").count() <= 3
+    expect(page.locator("#legend")).to_be_visible()
+    strong = page.locator("#scored-review .word", has_text=strongest["text"]).first
+    strong.focus()
+    after = strong.evaluate("element => getComputedStyle(element, '::after').content")
+    assert PULL.match(after.strip('"')), after
+    snap(page, "explained")
+    watch.check(page)
+
+
+@pytest.mark.parametrize("score, label, shown", [
+    (0.52, "positive", "Mixed"), (0.36, "negative", "Leans negative"), (0.7, "positive", "Leans positive"),
+    (0.1, "negative", "Negative")])
+def test_a_score_near_half_reads_mixed_or_leaning(stack, open_page, snap, score, label, shown):
+    review = "Good cast, weak plot."
+    answer = {"label": label, "score": score, "explanation": {"baseline": 0.0, "spans": [
+        {"start": 0, "end": 4, "text": "Good", "contribution": 0.8},
+        {"start": 16, "end": 20, "text": "plot", "contribution": -0.7}]}}
+    page, watch = open_page()
+    page.route("**/score", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                        body=json.dumps(answer)))
+    review_box(page).fill(review)
+    submit(page).click()
+    expect(page.locator("#verdict-label")).to_have_text(shown)
+    expect(page.locator("#reasons-positive li")).to_have_text(["“Good” +0.80 toward positive"])
+    expect(page.locator("#reasons-negative li")).to_have_text(["“plot” −0.70 toward negative"])
+    if shown == "Mixed":
+        snap(page, "mixed")
+    watch.check(page)
+
+
+def test_markup_in_an_explained_review_stays_text(stack, open_page, snap):
+    review = f"{XSS} I loved it, <b>truly</b> &amp; wonderful."
+    status, answer = post_score(stack.url, review, explain=True)
+    assert status == 200 and answer["explanation"]["spans"]
+    page, watch = open_page()
+    review_box(page).fill(review)
+    submit(page).click()
+    expect(page.locator("#scored-review")).to_have_text(review)
+    expect(page.locator("#scored-review .word").first).to_be_visible()
+    assert page.evaluate("document.querySelectorAll('img, b, [onerror]').length") == 0
+    snap(page, "markup-explained")
+    watch.check(page)
+    assert not [url for url in watch.requests if url.rstrip("/").endswith("/x")]
