@@ -7,6 +7,10 @@ batch code and `critic` exchange them.
 - The result of one review: {"label": "positive"|"negative", "score":
   P(positive)} (`scored`), or {"error": "..."} for a review that cannot be
   scored (`unscorable`); `read_result` reads the model's answer back.
+- Explanations: a request may carry "explain": true (`explain_from_request`;
+  the realtime API also takes ?explain=true, `explain_flag`), and its result
+  then carries "explanation" (model/explain.py makes it). Without the flag,
+  request and result are exactly what they were before explanations.
 - In CSV a result is the row CSV_RESULT_COLUMNS (label, score, error), an
   absent field left empty (`csv_result_fields`); a batch job joins it after
   the input record's own fields, so a reader takes the last columns
@@ -28,7 +32,8 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 REVIEW = "review"
-LABEL, SCORE, ERROR = "label", "score", "error"
+EXPLAIN = "explain"  # true: the result carries its explanation (model/explain.py)
+LABEL, SCORE, ERROR, EXPLANATION = "label", "score", "error", "explanation"
 POSITIVE, NEGATIVE = "positive", "negative"
 LABELS = (POSITIVE, NEGATIVE)
 THRESHOLD = 0.5  # a score at or above it is positive
@@ -39,26 +44,34 @@ CSV_RESULT_COLUMNS = (LABEL, SCORE, ERROR)
 NOT_A_REVIEW_OBJECT = f'expected a JSON object with a "{REVIEW}" field'
 REVIEW_NOT_A_STRING = f'"{REVIEW}" must be a string'
 REVIEW_EMPTY = "review is empty"
+EXPLAIN_NOT_A_BOOLEAN = f'"{EXPLAIN}" must be true or false'
 
 
-class ReviewRequest(TypedDict):
+class _ReviewRequired(TypedDict):
     review: str
 
 
+class ReviewRequest(_ReviewRequired, total=False):
+    explain: bool
+
+
 class Result(TypedDict, total=False):
-    """Either label and score, or error."""
+    """Either label and score (and, when asked for, explanation), or error."""
 
     label: str
     score: float
     error: str
+    explanation: dict  # {"baseline": b, "spans": [{"start", "end", "text", "contribution"}, ...]}
 
 
 class InvalidReview(ValueError):
     """A request that holds no review to score; str(error) says why, for the user."""
 
 
-def request(review: str) -> ReviewRequest:
-    return {REVIEW: review}
+def request(review: str, explain: bool = False) -> ReviewRequest:
+    """The model's request; "explain" only when asked, so a request without
+    it is byte for byte what it always was."""
+    return {REVIEW: review, EXPLAIN: True} if explain else {REVIEW: review}
 
 
 def review_text(text: str) -> str:
@@ -76,6 +89,26 @@ def review_from_request(document: Any) -> str:
     if not isinstance(document[REVIEW], str):
         raise InvalidReview(REVIEW_NOT_A_STRING)
     return review_text(document[REVIEW])
+
+
+def explain_from_request(document: Any) -> bool:
+    """Whether a request (already read from JSON; its review checked) asks
+    for an explanation: "explain" absent or false, no; true, yes; anything
+    else (a string, a number, null) is InvalidReview."""
+    value = document.get(EXPLAIN, False) if isinstance(document, dict) else False
+    if not isinstance(value, bool):
+        raise InvalidReview(EXPLAIN_NOT_A_BOOLEAN)
+    return value
+
+
+def explain_flag(value: str | None) -> bool:
+    """The query parameter ?explain=: absent, "false" or "true" (any case);
+    anything else is InvalidReview."""
+    if value is None:
+        return False
+    if value.lower() not in ("true", "false"):
+        raise InvalidReview(EXPLAIN_NOT_A_BOOLEAN)
+    return value.lower() == "true"
 
 
 def scored(score: float) -> Result:
@@ -105,7 +138,32 @@ def read_result(value: Any) -> Result:
         or not 0.0 <= value[SCORE] <= 1.0  # also refuses NaN, which JSON.parse cannot read
     ):
         raise ValueError("not a result of the model")
-    return {LABEL: value[LABEL], SCORE: float(value[SCORE])}
+    result: Result = {LABEL: value[LABEL], SCORE: float(value[SCORE])}
+    if EXPLANATION in value:
+        if not _is_explanation(value[EXPLANATION]):
+            raise ValueError("not an explanation of the model")
+        result[EXPLANATION] = value[EXPLANATION]
+    return result
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_explanation(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    spans = value.get("spans")
+    return (
+        _is_number(value.get("baseline"))
+        and isinstance(spans, list)
+        and all(
+            isinstance(span, dict)
+            and isinstance(span.get("start"), int) and isinstance(span.get("end"), int)
+            and isinstance(span.get("text"), str) and _is_number(span.get("contribution"))
+            for span in spans
+        )
+    )
 
 
 def csv_result_fields(result: Result) -> list:

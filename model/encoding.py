@@ -44,6 +44,15 @@ def _most_common(counts: Counter, n: int) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:n]
 
 
+def read_positions(length: int, max_len: int) -> np.ndarray:
+    """The positions of the words the LSTM reads in a review of `length`
+    words: all of them, or the head and the tail of a longer review."""
+    if length <= max_len:
+        return np.arange(length)
+    half = max_len // 2
+    return np.concatenate([np.arange(half), np.arange(length - (max_len - half), length)])
+
+
 @dataclass
 class Vocabulary:
     words: dict[str, int]  # token -> id (ids start at 2: 0 pad, 1 unknown)
@@ -93,22 +102,46 @@ class Vocabulary:
         in_scope = cues_so_far > cues_at_clause_start[clause]
         return in_scope & ~is_cue & ~np.isin(ids, self._ends)
 
-    def bag(self, ids: np.ndarray) -> np.ndarray:
-        """The review's distinct bag features, sorted: presence, not counts."""
-        features = ids[ids != UNK]
+    def occurrences(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every bag feature the review's words produce, once per place that
+        produces it: (feature ids, the position of its first word, its number
+        of words: 1, 2 or 3). `bag` is the distinct features of this; model/
+        explain.py shares each feature's weight out over the words that
+        produce it. What the bag holds (negation-scoped words among them)
+        is decided here alone, so the two cannot disagree."""
+        return self._features(ids, with_places=True)
+
+    def _features(self, ids: np.ndarray, with_places: bool = False):
+        known = ids != UNK
+        unigrams = ids
         if self.negation_scope and self.buckets:
-            scoped = self.negated(ids) & (ids != UNK)
-            if scoped.any():
-                negated = (ids[scoped] * _NEGATED + 7) % self.buckets + self.vocab_size
-                features = np.concatenate([ids[~scoped & (ids != UNK)], negated])
+            scoped = self.negated(ids) & known
+            if scoped.any():  # the word, read in a negation's scope, is "not-<word>": a hashed feature
+                unigrams = ids.copy()
+                unigrams[scoped] = (ids[scoped] * _NEGATED + 7) % self.buckets + self.vocab_size
+        features = [unigrams[known]]
         if self.buckets:
             a, b, c = _MIX
             bigrams = ids[:-1] * a + ids[1:] * b  # wraps around in int64: still a fixed function
             trigrams = bigrams[:-1] * b + ids[2:] * c + 1  # + 1: "x y" and "x y z" differ
-            hashed = np.concatenate([bigrams, trigrams]) % self.buckets + self.vocab_size
-            features = np.concatenate([features, hashed])
-        if not len(features):
-            return np.array([UNK])
+            features.append(np.concatenate([bigrams, trigrams]) % self.buckets + self.vocab_size)
+        features = np.concatenate(features)
+        if not len(features):  # no known word and no n-gram: the unknown feature, from the first word
+            features = np.array([UNK])
+            return (features, np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64)) if with_places else features
+        if not with_places:
+            return features
+        n, positions = len(ids), np.arange(len(ids))
+        starts = [positions[known]]
+        widths = [np.ones(len(starts[0]), dtype=np.int64)]
+        if self.buckets:
+            starts += [positions[:-1], positions[:-2]]
+            widths += [np.full(max(n - 1, 0), 2, dtype=np.int64), np.full(max(n - 2, 0), 3, dtype=np.int64)]
+        return features, np.concatenate(starts), np.concatenate(widths)
+
+    def bag(self, ids: np.ndarray) -> np.ndarray:
+        """The review's distinct bag features, sorted: presence, not counts."""
+        features = self._features(ids)
         features.sort()  # distinct values: three times faster than np.unique on short arrays
         distinct = np.empty(len(features), dtype=bool)
         distinct[0] = True
@@ -121,8 +154,7 @@ class Vocabulary:
         ids = self.ids(tokens)
         bag = self.bag(ids)
         if len(ids) > max_len:
-            half = max_len // 2
-            ids = np.concatenate([ids[:half], ids[len(ids) - (max_len - half) :]])
+            ids = ids[read_positions(len(ids), max_len)]
         return ids, bag
 
     def save(self, path: Path) -> None:

@@ -8,7 +8,9 @@ Content types (request body):
   text/csv               one record per line; the review is the last field
 Accept: application/json (default), application/jsonlines, text/csv.
 
-Each result is {"label": "positive"|"negative", "score": P(positive)}, or
+Each result is {"label": "positive"|"negative", "score": P(positive)}
+(with "explanation" too for a JSON or JSON Lines record that has "explain":
+true: model/explain.py, computed for those records only), or
 {"error": "..."} for a record that cannot be scored (blank line, invalid
 UTF-8, broken JSON, no review...): the others are scored all the same, so
 output line N always answers input line N. In text/csv a result is the row
@@ -32,14 +34,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 
 from sagemaker_inference.errors import BaseInferenceToolkitError
 
 from contract.jsonreader import JSONInputError, loads as read_json
 from contract.media import CSV, JSON, JSONLINES, TEXT, canonical_media_type
-from contract.reviews import REVIEW_EMPTY, InvalidReview, csv_result_fields, review_from_request, scored, unscorable
+from contract.reviews import (EXPLANATION, REVIEW_EMPTY, InvalidReview, csv_result_fields, explain_from_request,
+                              review_from_request, scored, unscorable)
+from model.explain import explain
 from model.preprocess import ReviewError, decode, tokenize
 from model.scorer import Scorer
 
@@ -60,6 +64,7 @@ class Records:
     reviews: list  # str for a review to score, the error (ReviewError, InvalidReview) of one that cannot be
     single: bool = False  # an application/json request: answer with one object
     refusal: Refusal | None = None  # the request is refused: no record is scored
+    explain: set[int] = field(default_factory=set)  # the records that ask for an explanation
 
 
 def _refused(status: int, message: str) -> Records:
@@ -85,26 +90,30 @@ def _lines(body: str | bytes) -> list[bytes]:
     return [line[:-1] if line.endswith(b"\r") else line for line in lines]
 
 
-def _jsonline(line: bytes) -> str:
+def _request(document) -> tuple[str, bool]:
+    return review_from_request(document), explain_from_request(document)
+
+
+def _jsonline(line: bytes) -> tuple[str, bool]:
     try:
         obj = read_json(decode(line))
     except JSONInputError as error:
         raise ReviewError(f"invalid JSON: {error}") from None
-    return review_from_request(obj)
+    return _request(obj)
 
 
-def _csvline(line: bytes) -> str:
+def _csvline(line: bytes) -> tuple[str, bool]:
     try:
         fields = next(csv.reader([decode(line)], strict=True), [])
     except csv.Error as error:
         raise ReviewError(f"invalid CSV: {error}") from None
     if not fields:
         raise InvalidReview(REVIEW_EMPTY)
-    return fields[-1]
+    return fields[-1], False
 
 
-def _textline(line: bytes) -> str:
-    return decode(line)
+def _textline(line: bytes) -> tuple[str, bool]:
+    return decode(line), False
 
 
 _LINE_PARSERS = {TEXT: _textline, JSONLINES: _jsonline, CSV: _csvline}
@@ -114,7 +123,8 @@ def input_fn(body: str | bytes, content_type: str) -> Records:
     media = canonical_media_type(content_type)
     if media == JSON:
         try:
-            return Records([review_from_request(read_json(decode(body)))], single=True)
+            review, explained = _request(read_json(decode(body)))
+            return Records([review], single=True, explain={0} if explained else set())
         except JSONInputError as error:
             return _refused(400, f"invalid JSON: {error}")
         except (ReviewError, InvalidReview) as error:
@@ -122,13 +132,16 @@ def input_fn(body: str | bytes, content_type: str) -> Records:
     parse = _LINE_PARSERS.get(media)
     if parse is None:
         return _refused(415, f"unsupported content type {content_type!r}; use one of {', '.join(CONTENT_TYPES)}")
-    reviews = []
+    records = Records([])
     for line in _lines(body):
         try:
-            reviews.append(parse(line))
+            review, explained = parse(line)
         except (ReviewError, InvalidReview) as error:
-            reviews.append(error)
-    return Records(reviews)
+            review, explained = error, False
+        if explained:
+            records.explain.add(len(records.reviews))
+        records.reviews.append(review)
+    return records
 
 
 def predict_fn(records: Records, scorer: Scorer) -> Records:
@@ -149,6 +162,8 @@ def predict_fn(records: Records, scorer: Scorer) -> Records:
         results.append(unscorable(str(review)))
     for i, score in zip(positions, scorer.score(tokens)):
         results[i] = scored(score)
+        if i in records.explain:
+            results[i][EXPLANATION] = explain(scorer.network, scorer.vocabulary, records.reviews[i])
     return Records(results, single=records.single)
 
 

@@ -30,7 +30,7 @@ from model.scorer import CONFIG, VOCAB, WEIGHTS
 
 MODEL_PACKAGE = Path(__file__).resolve().parent
 # Everything inference.py imports, as code/model/<file>, plus the entry point.
-SERVING_FILES = ("__init__.py", "preprocess.py", "encoding.py", "network.py", "scorer.py")
+SERVING_FILES = ("__init__.py", "preprocess.py", "encoding.py", "network.py", "scorer.py", "explain.py")
 # The contract package (contract/*.py) ships whole as code/contract/.
 CONTRACT_PACKAGE = MODEL_PACKAGE.parent / "contract"
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from difflib import SequenceMatcher
 from html.entities import html5
 from html.parser import HTMLParser
 
@@ -241,3 +242,188 @@ def tokenize(raw: str | bytes) -> list[str]:
     if not text.strip():
         raise ReviewError("review is empty")
     return _TOKEN.findall(normalise(strip_html(text)))
+
+
+
+# Where each token came from, for explanations (model/explain.py). The steps
+# above lose positions (the parser joins strings, NFKC and lower case change
+# lengths), so `locate` reads the review again keeping them: markup is
+# skipped, a character reference stands for its text, and each character
+# (with the combining marks after it) is normalised on its own. That reading
+# gives the same tokens as `tokenize` nearly always; where it does not (the
+# text of a <script>, markup html.parser reads otherwise, NFKC across
+# characters, a final sigma), the two token lists are aligned.
+_MARKUP = re.compile(  # an element whose text is not the review's, a comment, a tag
+    r"<(script|style|template|rt|rp)\b[^>]*>.*?(?:</(?i:\1)\s*>|\Z)|<!--.*?--!?>|<(?!!--)[a-zA-Z/!?][^>]*>",
+    re.DOTALL | re.IGNORECASE)
+_REFERENCE = re.compile(r"&(#[xX][0-9a-fA-F]+|#[0-9]+|[a-zA-Z][-.a-zA-Z0-9]*);?")
+_SPECIAL = re.compile(r"[<&]|[^\x00-\x7f]+")
+
+
+class _Places:
+    """Normalised text, and for each of its characters the [start, end) of
+    the review it was read from."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def same(self, text: str, start: int) -> None:
+        """ASCII text read one for one."""
+        self.parts.append(text.lower())
+        self.starts.extend(range(start, start + len(text)))
+        self.ends.extend(range(start + 1, start + len(text) + 1))
+
+    def whole(self, shown: str, start: int, end: int) -> None:
+        """`shown` read from review[start:end] as a whole."""
+        self.parts.append(shown)
+        self.starts.extend([start] * len(shown))
+        self.ends.extend([end] * len(shown))
+
+    def read(self, text: str, base: int) -> None:
+        """Read `text`, which starts at `base` in the review."""
+        markup = "<" in text or "&" in text
+        pos = 0
+        for match in _SPECIAL.finditer(text) if markup or not text.isascii() else ():
+            at = match.start()
+            if at < pos:  # inside markup or a reference already read
+                continue
+            char = match.group()
+            if char not in "<&" and unicodedata.combining(char[0]) and at > pos:
+                at -= 1  # marks on the ASCII letter before them: read with it
+            self.same(text[pos:at], base + pos)
+            pos = at
+            if char == "<" and (tag := _MARKUP.match(text, pos)):
+                self.whole(" ", base + pos, base + tag.end())  # markup ends a string; strings are joined by " "
+                pos = tag.end()
+            elif char == "&" and (ref := _REFERENCE.match(text, pos)):
+                name = ref.group(1)
+                shown = "".join(_charref(name[1:])) if name.startswith("#") else _ENTITIES.get(name, "&" + name)
+                self.whole(normalise(shown), base + pos, base + ref.end())
+                pos = ref.end()
+            elif char in "<&":
+                self.same(char, base + pos)
+                pos += 1
+            else:
+                pos = self._clusters(text, pos, match.end(), base)
+        self.same(text[pos:], base + pos)
+
+    def _clusters(self, text: str, pos: int, end: int, base: int) -> int:
+        """Read text[pos:end] one character with its combining marks at a time; where it stopped."""
+        while pos < end:
+            stop = pos + 1
+            while stop < len(text) and unicodedata.combining(text[stop]):
+                stop += 1
+            self.whole(normalise(text[pos:stop]), base + pos, base + stop)
+            pos = stop
+        return pos
+
+    def tokens(self) -> list[tuple[str, int, int]]:
+        """(token, start, end) of each token of the text read, as tokenize finds them."""
+        text = "".join(self.parts)
+        starts, ends = self.starts, self.ends
+        if "n't" in text:  # "n't" -> " not": "not" is read from "n't"
+            parts, new_starts, new_ends, pos = [], [], [], 0
+            for match in _NOT.finditer(text):
+                a = match.start()
+                parts += [text[pos:a], " not"]
+                new_starts += starts[pos:a] + [starts[a], starts[a], starts[a + 1], starts[a + 2]]
+                new_ends += ends[pos:a] + [ends[a], ends[a], ends[a + 1], ends[a + 2]]
+                pos = match.end()
+            text = "".join(parts) + text[pos:]
+            starts, ends = new_starts + starts[pos:], new_ends + ends[pos:]
+        return [(m.group(), starts[m.start()], ends[m.end() - 1]) for m in _TOKEN.finditer(text)]
+
+
+def locate(text: str, tokens: list[str]) -> list[tuple[int, int] | None]:
+    """For each of `tokens` (tokenize(text), text a str), the [start, end) in
+    code points of `text` it was read from, or None when it cannot be placed.
+    Spans come in text order; tokens read from one place (two tokens of one
+    character reference, or a stretch the alignment could only place as a
+    whole) share it, and spans of neighbours can overlap where one character
+    gave two tokens (a ligature, "x&frac12;y")."""
+    text = text.replace("\x00", " ").replace("`", "'")  # as tokenize and normalise; same length
+    places = _Places()
+    if len(text) > MAX_CHARS:  # as tokenize: the head and the tail
+        half = MAX_CHARS // 2
+        places.read(text[:half], 0)
+        places.whole(" ", half, half)
+        places.read(text[-half:], len(text) - half)
+    else:
+        places.read(text, 0)
+    found = places.tokens()
+    if len(found) == len(tokens) and all(word == token for (word, _, _), token in zip(found, tokens)):
+        return [(start, end) for _, start, end in found]
+    spans = _align(tokens, found)
+    if None in spans:
+        _search_gaps(text, tokens, spans)
+    return spans
+
+
+# A stretch that differs is aligned word by word up to this many pairs of
+# tokens (difflib's matcher is quadratic and worse on repetitive text); a
+# longer one is placed as a whole, as one span.
+_ALIGN_LIMIT = 250_000
+
+
+def _same_word(token: str) -> str:
+    # Read a character at a time, a final sigma is a plain one.
+    return token.replace("\u03c2", "\u03c3")
+
+
+def _align(tokens: list[str], found: list[tuple[str, int, int]]) -> list[tuple[int, int] | None]:
+    """Place tokens on the tokens read again: the same word in the same order
+    takes its place; a stretch of tokens against a stretch read otherwise
+    takes it word for word if they are as many, else as a whole; a token
+    with nothing against it stays unplaced (None)."""
+    ours = [_same_word(token) for token in tokens]
+    read = [_same_word(word) for word, _, _ in found]
+    head = 0
+    while head < min(len(ours), len(read)) and ours[head] == read[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(ours), len(read)) - head and ours[-1 - tail] == read[-1 - tail]:
+        tail += 1
+    spans: list[tuple[int, int] | None] = [None] * len(tokens)
+    for k in range(head):
+        spans[k] = found[k][1:]
+    for k in range(1, tail + 1):
+        spans[-k] = found[-k][1:]
+    ours, read = ours[head : len(ours) - tail], read[head : len(read) - tail]
+    if len(ours) * len(read) > _ALIGN_LIMIT:
+        stretches = [("replace", 0, len(ours), 0, len(read))]
+    else:
+        stretches = SequenceMatcher(None, ours, read, autojunk=False).get_opcodes()
+    for op, i1, i2, j1, j2 in stretches:
+        i1, i2, j1, j2 = i1 + head, i2 + head, j1 + head, j2 + head
+        if op == "equal" or (op == "replace" and i2 - i1 == j2 - j1):
+            for k in range(i2 - i1):
+                spans[i1 + k] = found[j1 + k][1:]
+        elif op == "replace":
+            for k in range(i1, i2):
+                spans[k] = (found[j1][1], found[j2 - 1][2])
+    return spans
+
+
+def _search_gaps(text: str, tokens: list[str], spans: list[tuple[int, int] | None]) -> None:
+    """Place tokens left unplaced by looking for them, in order and ignoring
+    case, in the text between their placed neighbours: markup html.parser
+    reads as text (an unclosed comment, a "<" it does not take for a tag)
+    holds its words literally."""
+    i = 0
+    while i < len(tokens):
+        if spans[i] is not None:
+            i += 1
+            continue
+        j = i
+        while j < len(tokens) and spans[j] is None:
+            j += 1
+        low = spans[i - 1][1] if i else 0
+        high = spans[j][0] if j < len(tokens) else len(text)
+        for k in range(i, j):
+            match = re.compile(re.escape(tokens[k]), re.IGNORECASE).search(text, low, high)
+            if match:
+                spans[k] = match.span()
+                low = match.end()
+        i = j

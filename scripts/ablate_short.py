@@ -15,13 +15,12 @@ again, so an interrupted ablation continues where it stopped.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from ablation import REPO, arguments, critic
+
 EXAMPLES = ["--short-clauses", "60000", "--negation-flips", "30000", "--contrast-joins", "30000"]
 # (name, what it shows, options of `critic train` on top of the defaults; None: the shipped artifact)
 VARIANTS = [
@@ -46,18 +45,8 @@ VARIANTS = [
 BEFORE_REVISION = "4836df5"
 
 
-def critic(*args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "critic", *args], cwd=REPO, capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"critic {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-    return result.stdout
-
-
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True, help="aclImdb_v1.tar.gz or its folder")
-    p.add_argument("--runs", type=Path, default=REPO / "runs" / "ablation-short")
-    p.add_argument("--only", nargs="*", help="variant names (default: all)")
+    p = arguments(__doc__.splitlines()[0], REPO / "runs" / "ablation-short")
     p.add_argument("--bench", action="store_true", help="also `critic bench` each artifact")
     p.add_argument("--threads", default="1", help="torch threads for training (1 is fastest on a busy machine)")
     args = p.parse_args()

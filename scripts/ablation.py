@@ -43,12 +43,17 @@ def critic(*args: str) -> str:
     return result.stdout
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str, runs: Path) -> argparse.ArgumentParser:
+    """The options every ablation script takes: the data, its run folders, which variants."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--data", required=True, help="aclImdb_v1.tar.gz or its folder")
-    p.add_argument("--runs", type=Path, default=REPO / "runs" / "ablation")
+    p.add_argument("--runs", type=Path, default=runs)
     p.add_argument("--only", nargs="*", help="variant names (default: all)")
-    args = p.parse_args()
+    return p
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0], REPO / "runs" / "ablation").parse_args()
     rows = []
     for name, meaning, options in VARIANTS:
         if args.only and name not in args.only:

@@ -47,3 +47,22 @@ def tiny_artifact(tiny_training) -> Path:
     from model.package import package
 
     return package(tiny_training / "model", tiny_training / "model.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def broken_artifact(tiny_training, tmp_path_factory) -> Path:
+    """The tiny model with its weights scrambled: it loads and answers, and is
+    wrong about half the time (what `critic compare` and `critic deploy` refuse)."""
+    import shutil
+
+    import torch
+
+    from model.package import package
+
+    model_dir = tmp_path_factory.mktemp("broken") / "model"
+    shutil.copytree(tiny_training / "model", model_dir)
+    state = torch.load(model_dir / "model.pt", weights_only=True)
+    generator = torch.Generator().manual_seed(0)
+    torch.save({k: torch.randn(v.shape, generator=generator).to(v.dtype) if v.is_floating_point() else v
+                for k, v in state.items()}, model_dir / "model.pt")
+    return package(model_dir, model_dir.parent / "model.tar.gz")

@@ -1,6 +1,7 @@
 // Critic web page: sends the review as JSON to POST <api>/score and shows the
-// verdict. Every text (the review, the API's answers) goes into the page with
-// textContent, never as HTML; the page's CSP enforces that with Trusted Types.
+// verdict, with the words that moved it (the API's explanation). Every text
+// (the review, the API's answers) goes into the page with textContent or
+// createTextNode, never as HTML; the page's CSP enforces that with Trusted Types.
 //
 // A serverless endpoint that has been idle starts cold and takes up to a
 // minute to answer; meanwhile the API answers 503, 504 or 429 ("not yet").
@@ -15,6 +16,16 @@
   const WAKING = "Waking the model up: this can take up to a minute the first time.";
   const QUOTE_LIMIT = 300; // characters of the scored review shown under the verdict
   const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost"]);
+  // The verdict's wording by P(positive): near 0.5 the model is unsure, and the page says so.
+  const BANDS = [
+    { below: 0.25, name: "Negative" },
+    { below: 0.4, name: "Leans negative" },
+    { below: 0.6, name: "Mixed" },
+    { below: 0.75, name: "Leans positive" },
+    { below: Infinity, name: "Positive" },
+  ];
+  const REASONS = 3; // strongest words shown each way under the verdict
+  const SHOWN_FROM = 0.05; // |contribution| (logit) from which a word is highlighted
 
   const byId = (id) => document.getElementById(id);
   const form = byId("review-form");
@@ -30,6 +41,10 @@
   const meter = byId("meter");
   const meterFill = byId("meter-fill");
   const scoredReview = byId("scored-review");
+  const legend = byId("legend");
+  const reasons = byId("reasons");
+  const reasonsPositive = byId("reasons-positive");
+  const reasonsNegative = byId("reasons-negative");
 
   /** A failure with a message meant for the person using the page. */
   class Shown extends Error {}
@@ -92,20 +107,98 @@
     error.textContent = message;
   }
 
+  function bandOf(score) {
+    return BANDS.find((band) => score < band.below).name;
+  }
+
+  /** "+0.42 toward positive": a contribution in words, for the title and screen readers. */
+  function pull(contribution) {
+    const sign = contribution >= 0 ? "+" : "−";
+    return `${sign}${Math.abs(contribution).toFixed(2)} toward ${contribution >= 0 ? "positive" : "negative"}`;
+  }
+
+  /** The explanation if it is one this page can show on `review` (spans in order, inside it), else null. */
+  function usableExplanation(review, explanation) {
+    if (explanation === null || typeof explanation !== "object" || !Array.isArray(explanation.spans)) return null;
+    const codePoints = Array.from(review);
+    let end = 0;
+    for (const span of explanation.spans) {
+      if (span === null || typeof span !== "object" || !Number.isInteger(span.start) ||
+          !Number.isInteger(span.end) || typeof span.contribution !== "number" ||
+          span.start < end || span.end <= span.start || span.end > codePoints.length) return null;
+      end = span.end;
+    }
+    return { codePoints, spans: explanation.spans };
+  }
+
+  /** The review with its words highlighted by contribution (offsets are code points, as the API counts). */
+  function showHighlighted(review, explanation) {
+    const strongest = explanation.spans.reduce((most, span) => Math.max(most, Math.abs(span.contribution)), SHOWN_FROM);
+    const { codePoints } = explanation;
+    scoredReview.replaceChildren();
+    let at = 0;
+    for (const span of explanation.spans) {
+      if (Math.abs(span.contribution) < SHOWN_FROM) continue;
+      scoredReview.append(document.createTextNode(codePoints.slice(at, span.start).join("")));
+      const word = document.createElement("span");
+      word.className = "word";
+      word.dataset.pull = span.contribution >= 0 ? "positive" : "negative";
+      word.style.setProperty("--strength", (Math.abs(span.contribution) / strongest).toFixed(3));
+      word.tabIndex = 0;
+      word.title = pull(span.contribution);
+      word.setAttribute("aria-description", pull(span.contribution));
+      word.dataset.contribution = pull(span.contribution);
+      word.textContent = codePoints.slice(span.start, span.end).join("");
+      scoredReview.append(word);
+      at = span.end;
+    }
+    scoredReview.append(document.createTextNode(codePoints.slice(at).join("")));
+  }
+
+  function listReasons(list, spans, codePoints) {
+    list.replaceChildren();
+    for (const span of spans) {
+      const item = document.createElement("li");
+      item.textContent = `“${codePoints.slice(span.start, span.end).join("")}” ${pull(span.contribution)}`;
+      list.append(item);
+    }
+    if (!spans.length) {
+      const item = document.createElement("li");
+      item.textContent = "none";
+      list.append(item);
+    }
+  }
+
+  function showReasons(explanation) {
+    const byStrength = [...explanation.spans].sort((a, b) => b.contribution - a.contribution);
+    listReasons(reasonsPositive, byStrength.filter((s) => s.contribution >= SHOWN_FROM).slice(0, REASONS),
+      explanation.codePoints);
+    listReasons(reasonsNegative, byStrength.reverse().filter((s) => s.contribution <= -SHOWN_FROM).slice(0, REASONS),
+      explanation.codePoints);
+  }
+
   function showVerdict(review, result) {
     const positive = result.label === "positive";
     const percentPositive = Math.round(result.score * 100);
     const percentShown = positive ? percentPositive : 100 - percentPositive;
     error.textContent = "";
     verdict.dataset.label = result.label;
+    verdict.dataset.band = bandOf(result.score).toLowerCase().replace(" ", "-");
     verdict.classList.remove("stale");
-    verdictLabel.textContent = positive ? "Positive" : "Negative";
+    verdictLabel.textContent = bandOf(result.score);
     probability.textContent = ` ${percentShown}% likely ${result.label}`;
     meter.setAttribute("aria-valuenow", String(percentPositive));
     meter.setAttribute("aria-valuetext", `${percentPositive}% likely positive`);
     meterFill.style.width = `${result.score * 100}%`;
-    scoredReview.textContent = review.length > QUOTE_LIMIT
-      ? `${review.slice(0, QUOTE_LIMIT).trimEnd()}…` : review;
+    const explanation = usableExplanation(review, result.explanation);
+    if (explanation) {
+      showHighlighted(review, explanation);
+      showReasons(explanation);
+    } else {
+      scoredReview.textContent = review.length > QUOTE_LIMIT
+        ? `${review.slice(0, QUOTE_LIMIT).trimEnd()}…` : review;
+    }
+    legend.hidden = reasons.hidden = !explanation;
     details.hidden = false;
   }
 
@@ -175,7 +268,7 @@
       response = await fetch(endpoint, {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ review }),
+        body: JSON.stringify({ review, explain: true }),
         credentials: "omit",
         cache: "no-store",
         signal,

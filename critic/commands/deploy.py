@@ -37,10 +37,32 @@ def register(subparsers) -> None:
                         "IMDB's aclImdb_v1.tar.gz in the cache, downloaded once if absent")
     p.add_argument("--max-drop", type=float, default=0.5, metavar="POINTS",
                    help="points of accuracy or ROC AUC the new model may lose (default 0.5)")
+    p.add_argument("--local", action="store_true",
+                   help="switch the running local stack (`critic serve`) to --artifact instead, with the calls a "
+                        "stack update makes: CreateModel, CreateEndpointConfig, UpdateEndpoint, and the functions' "
+                        "MODEL_NAME; running transform jobs finish on the model they started with "
+                        "(docs/model-updates.md)")
     p.set_defaults(func=run)
 
 
+_AWS_ONLY = {"stack": "--stack-name", "region": "--region", "image_uri": "--image-uri", "parameters": "--parameter",
+             "bucket": "--bucket", "use_container": "--use-container", "dry_run": "--dry-run", "force": "--force",
+             "check_data": "--check-data"}
+
+
 def run(args) -> int:
+    if args.local:
+        from critic import SHIPPED_ARTIFACT
+        from critic.commands.options import local_aws_url
+        from critic.deploy.local import switch
+        from critic.errors import UsageError
+
+        given = [flag for name, flag in _AWS_ONLY.items() if getattr(args, name)]
+        if given:
+            raise UsageError("--local switches the local stack's model only; it takes --artifact, not "
+                             + ", ".join(given))
+        switch(args.artifact or SHIPPED_ARTIFACT, local_aws_url())
+        return 0
     return deploy(DeployOptions(
         artifact=args.artifact, stack=args.stack, region=args.region, image_uri=args.image_uri,
         parameters=args.parameters, bucket=args.bucket, use_container=args.use_container, yes=args.yes,

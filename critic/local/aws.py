@@ -4,7 +4,10 @@ AWS_ENDPOINT_URL work.
 
 SageMaker (`X-Amz-Target: SageMaker.*`) and SageMaker Runtime (requests
 signed for "sagemaker" to /endpoints/<name>/invocations) go to
-critic/local/sagemaker.py; Lambda's Invoke goes to the stack's functions;
+critic/local/sagemaker.py, except the models and endpoint configs, which moto
+records once sagemaker.py has checked the request (critic/local/models.py);
+Lambda's Invoke, GetFunctionConfiguration and UpdateFunctionConfiguration go
+to the stack's functions;
 everything else goes to moto's server, which answers S3 and SQS (and any
 other service a client might try, so nothing reaches a real account). A
 web browser's S3 requests get what S3 gives them and moto's server does not
@@ -16,6 +19,7 @@ page and a traceback.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -27,11 +31,12 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.wrappers import Request, Response
 
 from critic.local import s3 as local_s3, s3browser
-from critic.local.sagemaker import Endpoint, TransformJobs, handle_sagemaker
+from critic.local.sagemaker import MOTO_OPERATIONS, Endpoint, TransformJobs, check_moto_request, handle_sagemaker
 from critic.local.sqs import CHANGING_ACTIONS
 
 _INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 _LAMBDA_INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
+_LAMBDA_CONFIGURATION = re.compile(r"^/2015-03-31/functions/([^/]+)/configuration/?$")
 _SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
 LOG = logging.getLogger("critic.aws")
 
@@ -39,15 +44,22 @@ LOG = logging.getLogger("critic.aws")
 class AwsEndpoint:
     def __init__(self, jobs: TransformJobs, endpoint: Endpoint, after_s3_change: Callable[[str], None],
                  info: Callable[[], dict], after_sqs_change: Callable[[], None] | None = None,
-                 invoke_function: Callable[[str, Any, bool], Any] | None = None):
+                 invoke_function: Callable[[str, Any, bool], Any] | None = None, registry=None,
+                 configure_function: Callable[[str, dict | None], dict | None] | None = None):
         """invoke_function(name or ARN, event, asynchronous): True (queued),
-        an InvokeResult, or None when there is no such function."""
+        an InvokeResult, or None when there is no such function;
+        configure_function(name or ARN, changes or None to read): the
+        function's configuration, or None when there is no such function;
+        registry: the models (critic/local/models.py), for UpdateEndpoint and
+        the checks of the requests moto answers."""
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.jobs = jobs
         self.endpoint = endpoint
         self.after_s3_change = after_s3_change
         self.after_sqs_change = after_sqs_change
         self.invoke_function = invoke_function
+        self.configure_function = configure_function
+        self.registry = registry
         self.info = info
 
     def __call__(self, environ, start_response):
@@ -58,8 +70,16 @@ class AwsEndpoint:
         if path == "/_critic/stack" and environ.get("REQUEST_METHOD") == "GET":
             return Response(json.dumps(self.info()), content_type="application/json")(environ, start_response)
         if target.startswith("SageMaker."):
-            request = Request(environ)
-            status, headers, body = handle_sagemaker(self.jobs, target, request.get_data())
+            data = Request(environ).get_data()
+            operation = target.split(".", 1)[1]
+            if operation in MOTO_OPERATIONS and self.registry is not None:
+                refused = check_moto_request(self.registry, self.jobs.region, operation, data)
+                if refused is None:
+                    environ["wsgi.input"] = io.BytesIO(data)  # read once already
+                    return self.moto(environ, start_response)
+                status, headers, body = refused
+            else:
+                status, headers, body = handle_sagemaker(self.jobs, target, data, self.registry)
             return Response(body, status=status, headers=headers)(environ, start_response)
         invocation = _INVOCATIONS.match(path)
         if invocation and environ.get("REQUEST_METHOD") == "POST" and service in (None, "sagemaker"):
@@ -71,6 +91,9 @@ class AwsEndpoint:
         function = _LAMBDA_INVOKE.match(path)
         if function and environ.get("REQUEST_METHOD") == "POST" and service == "lambda" and self.invoke_function:
             return self._invoke(unquote(function.group(1)), Request(environ))(environ, start_response)
+        configuration = _LAMBDA_CONFIGURATION.match(path)
+        if configuration and service == "lambda" and self.configure_function:
+            return self._configure(unquote(configuration.group(1)), Request(environ))(environ, start_response)
         sqs_action = _sqs_action(environ, target) if service == "sqs" else None
         if service is None and s3browser.bucket_of(path) in local_s3.backend().buckets:
             browser = self._browser(environ)
@@ -124,6 +147,27 @@ class AwsEndpoint:
                             headers={"X-Amz-Executed-Version": "$LATEST"})
         return Response(json.dumps(result.error), status=200, content_type="application/json",
                         headers={"X-Amz-Function-Error": "Unhandled", "X-Amz-Executed-Version": "$LATEST"})
+
+    def _configure(self, name: str, request: Request) -> Response:
+        """GetFunctionConfiguration (GET) and UpdateFunctionConfiguration (PUT:
+        the Environment only, what a stack update changes when the model does)."""
+        changes = None
+        if request.method == "PUT":
+            try:
+                changes = json.loads(request.get_data() or b"{}")
+            except ValueError:
+                return _lambda_error(400, "InvalidRequestContentException", "Could not parse request body into json")
+            unsupported = sorted(set(changes) - {"Environment"})
+            if unsupported:
+                return _lambda_error(400, "InvalidParameterValueException",
+                                     "The local stack changes a function's Environment only, not "
+                                     + ", ".join(unsupported))
+        elif request.method != "GET":
+            return _lambda_error(405, "MethodNotAllowedException", f"{request.method} is not allowed here")
+        configuration = self.configure_function(name, changes)
+        if configuration is None:
+            return _lambda_error(404, "ResourceNotFoundException", f"Function not found: {name}")
+        return Response(json.dumps(configuration), status=200, content_type="application/json")
 
     @staticmethod
     def _unparseable(environ, error: Exception) -> Response:

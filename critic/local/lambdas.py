@@ -9,6 +9,11 @@ invocation at a time and is kept warm, like an execution environment; up to
 wait their turn, first come, first served (critic/local/pool.py). A process that
 overruns the function's Timeout is killed, as Lambda does.
 
+UpdateFunctionConfiguration (its Environment, what a stack update changes
+when the model does) retires the warm environments, as Lambda does for a new
+configuration: an invocation running finishes in its environment, and every
+invocation from then on gets an environment started with the new variables.
+
 Asynchronous invocations (S3 notifications, EventBridge) are queued and retried
 twice on error, as Lambda's event queue does; an event that still fails is
 written to the data folder's dead-letter/ with its error.
@@ -25,7 +30,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -86,6 +91,7 @@ class _Process:
 
     def __init__(self, function: Function, env: dict, log: Callable[[str], None]):
         self.function = function
+        self.configuration = 0  # which configuration of the function it was started with
         self.process = subprocess.Popen(
             [sys.executable, "-m", "critic.local.lambda_worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -148,6 +154,30 @@ class LambdaFunction:
         # Warm environments, and None for room to start one more. Invocations
         # that find none queue, first come, first served.
         self._slots: FairPool[_Process | None] = FairPool([None] * self.concurrency)
+        self._configuration = 0  # UpdateFunctionConfiguration calls so far
+        self._configuring = threading.Lock()
+        self.last_modified = time.time()
+
+    def configuration(self) -> dict:
+        """GetFunctionConfiguration's answer (the parts the local stack knows)."""
+        spec = self.spec
+        return {"FunctionName": spec.name, "FunctionArn": spec.arn, "Runtime": spec.runtime,
+                "Handler": spec.handler, "Timeout": spec.timeout, "MemorySize": spec.memory,
+                "Environment": {"Variables": dict(spec.environment)},
+                "LastModified": time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime(self.last_modified)),
+                "Version": "$LATEST", "State": "Active", "LastUpdateStatus": "Successful"}
+
+    def configure(self, variables: dict[str, str]) -> dict:
+        """UpdateFunctionConfiguration's Environment: the variables replace the
+        function's (as Lambda's do); environments started before are retired."""
+        with self._configuring:
+            base = {k: v for k, v in self.env.items() if k not in self.spec.environment}
+            self.spec = replace(self.spec, environment=dict(variables))
+            self.env = {**base, **variables}
+            self._configuration += 1
+            self.last_modified = time.time()
+        LOG.info("%s: new configuration; warm environments are retired", self.spec.logical_id)
+        return self.configuration()
 
     def warm(self) -> None:
         """Start one environment now, so the first request has no cold start.
@@ -160,7 +190,14 @@ class LambdaFunction:
         self._release(process)
 
     def _spawn(self) -> _Process:
-        return _Process(self.spec, self.env, lambda line: self._log(self.spec.logical_id, line))
+        with self._configuring:
+            spec, env, configuration = self.spec, self.env, self._configuration
+        process = _Process(spec, env, lambda line: self._log(spec.logical_id, line))
+        process.configuration = configuration
+        return process
+
+    def _current(self, process: _Process) -> bool:
+        return process.alive() and process.configuration == self._configuration
 
     def _acquire(self) -> _Process:
         try:
@@ -168,9 +205,9 @@ class LambdaFunction:
         except PoolClosed:
             raise RuntimeError("the local stack is stopping") from None
         if process is not None:
-            if process.alive():
+            if self._current(process):
                 return process
-            process.kill()  # it died idle: start another in its place
+            process.kill()  # it died idle, or has an old configuration: start another in its place
         try:
             return self._spawn()
         except Exception:
@@ -179,7 +216,8 @@ class LambdaFunction:
 
     def _release(self, process: _Process | None) -> None:
         """Give an environment back (None: it is gone, its slot is free)."""
-        if process is not None and not process.alive():
+        if process is not None and not self._current(process):
+            process.kill()
             process = None
         if not self._slots.put(process, spare=process is None) and process is not None:
             process.kill()  # the stack is stopping

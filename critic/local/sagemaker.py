@@ -3,7 +3,9 @@ protocols, so boto3 (and the Lambda handlers) talk to them unmodified.
 
 - SageMaker (JSON 1.1 protocol, `X-Amz-Target: SageMaker.<Operation>`):
   CreateTransformJob, DescribeTransformJob, ListTransformJobs,
-  StopTransformJob. Requests are validated against botocore's service model
+  StopTransformJob, and UpdateEndpoint; the models and endpoint configs
+  (CreateModel, DescribeModel, ...) are moto's, checked here first
+  (critic/local/models.py). Requests are validated against botocore's service model
   (required members, types, lengths, ranges, patterns, enums) and answered
   with SageMaker's error codes: ValidationException, ResourceInUse for a
   duplicate job name, and, when asked to play a small account
@@ -11,7 +13,8 @@ protocols, so boto3 (and the Lambda handlers) talk to them unmodified.
   ResourceLimitExceeded beyond N instances of a type in running jobs and
   ThrottlingException for a fraction F of CreateTransformJob calls. Jobs run in the background (critic/local/transform_runner.py),
   move InProgress -> Completed | Failed | Stopped (via Stopping), survive a
-  restart as records, and report every status change.
+  restart as records, and report every status change. A job runs on the
+  model it was created with (critic/local/models.py).
 - SageMaker Runtime (REST-JSON, `POST /endpoints/<name>/invocations`):
   InvokeEndpoint through the model container; a container error becomes
   SageMaker's ModelError (HTTP 424) with OriginalStatusCode/OriginalMessage.
@@ -27,14 +30,16 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Protocol
 
 import botocore.session
 
 from critic.local.transform_runner import JobFailed, JobStopped, ModelAnswer, TransformJob, TransformRunner
 from contract.jsonreader import JSONInputError, loads as read_json
 from critic.local.ids import ACCOUNT_ID, eventbridge_event
+from batch.jobs import readable_reason
 
 LOG = logging.getLogger("critic.sagemaker")
 
@@ -157,9 +162,34 @@ def _now() -> float:
     return round(time.time(), 3)
 
 
+class Models(Protocol):
+    """What transform jobs need of the models: whether a name exists, and its
+    model for the length of a job (critic/local/models.py's ModelRegistry)."""
+
+    def known(self, model_name: str) -> bool: ...
+    def lease(self, model_name: str) -> ContextManager[Callable[[bytes, str, str], Any]]: ...
+
+
+class OneModel:
+    """Every model name in `names` (any, if empty) served by one `invoke`."""
+
+    def __init__(self, names: Iterable[str], invoke: Callable[[bytes, str, str], Any]):
+        self.names = set(names)
+        self.invoke = invoke
+
+    def known(self, model_name: str) -> bool:
+        return not self.names or model_name in self.names
+
+    @contextmanager
+    def lease(self, model_name: str) -> Iterator[Callable[[bytes, str, str], Any]]:
+        yield self.invoke
+
+
 class TransformJobs:
     """CreateTransformJob and friends, with jobs kept in data/transform-jobs/.
 
+    models: a Models (each job runs on the model it names, loaded when it
+    starts and kept to its end), or the model names `invoke` serves alike.
     quota: instances of one type that running jobs may hold, as an account's
     "<type> for transform job usage" quota (None: no limit); throttle: the
     fraction of CreateTransformJob calls answered ThrottlingException."""
@@ -168,9 +198,9 @@ class TransformJobs:
         self,
         folder: Path,
         region: str,
-        models: Iterable[str],
+        models: Models | Iterable[str],
         store_factory: Callable[[], Any],
-        invoke: Callable[[bytes, str, str], ModelAnswer],
+        invoke: Callable[[bytes, str, str], ModelAnswer] | None,
         on_change: Callable[[dict], None],
         max_jobs: int = 2,
         quota: int | None = None,
@@ -179,9 +209,8 @@ class TransformJobs:
     ):
         self.folder = folder
         self.region = region
-        self.models = set(models)
+        self.models: Models = models if hasattr(models, "lease") else OneModel(models, invoke)
         self.store_factory = store_factory
-        self.invoke = invoke
         self.on_change = on_change
         self._jobs: dict[str, dict] = {}
         self._stops: dict[str, threading.Event] = {}
@@ -248,7 +277,7 @@ class TransformJobs:
         validate("CreateTransformJob", request)
         name = request["TransformJobName"]
         model = request["ModelName"]
-        if self.models and model not in self.models:
+        if not self.models.known(model):
             raise ServiceError("ValidationException", f'Could not find model "{self.model_arn(model)}".')
         source = request["TransformInput"]["DataSource"].get("S3DataSource")
         if not source or source.get("S3DataType") != "S3Prefix":
@@ -393,10 +422,18 @@ class TransformJobs:
             if self._jobs[name]["TransformJobStatus"] != "InProgress" or stop.is_set():
                 return
             self._update(name, TransformStartTime=_now())
+        model = request["ModelName"]
         try:
-            runner = TransformRunner(TransformJob.from_request(request), self.store_factory(), self.invoke, stop,
-                                     progress=lambda key, n: LOG.debug("%s: %s: %d records", name, key, n))
-            outputs = runner.run()
+            with ExitStack() as held:
+                try:  # the model it was created with, whatever the endpoint serves meanwhile
+                    invoke = held.enter_context(self.models.lease(model))
+                except Exception as error:  # noqa: BLE001 - the job's FailureReason says why
+                    LOG.warning("transform job %s: model %s: %r", name, model, error)
+                    raise JobFailed(f"ClientError: the model {model} could not be loaded: "
+                                    f"{readable_reason(str(error)) or type(error).__name__}"[:1024]) from None
+                runner = TransformRunner(TransformJob.from_request(request), self.store_factory(), invoke, stop,
+                                         progress=lambda key, n: LOG.debug("%s: %s: %d records", name, key, n))
+                outputs = runner.run()
         except JobStopped:
             if self._closing:  # the stack stops: the next start fails the job as interrupted
                 LOG.warning("transform job %s interrupted: the local stack is stopping", name)
@@ -456,21 +493,80 @@ _OPERATIONS = {
 }
 
 
-def handle_sagemaker(jobs: TransformJobs, target: str, body: bytes) -> tuple[int, dict, bytes]:
+# What moto's SageMaker answers (its records are the models' registry,
+# critic/local/models.py), each request checked here first.
+MOTO_OPERATIONS = ("CreateModel", "DescribeModel", "ListModels", "DeleteModel", "CreateEndpointConfig",
+                   "DescribeEndpointConfig", "ListEndpointConfigs", "DescribeEndpoint", "ListEndpoints",
+                   "AddTags", "ListTags")
+
+
+def _request(body: bytes) -> dict:
+    try:
+        request = read_json(body or b"{}")
+    except JSONInputError as error:
+        raise ServiceError("SerializationException", f"Request body is not valid JSON: {error}") from None
+    if not isinstance(request, dict):
+        raise ServiceError("SerializationException", "Request body must be a JSON object")
+    return request
+
+
+def _arn(region: str, kind: str, name: str) -> str:
+    return f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:{kind}/{name.lower()}"
+
+
+def check_moto_request(registry, region: str, operation: str, body: bytes) -> tuple[int, dict, bytes] | None:
+    """SageMaker's refusal of a request moto would take (moto checks little:
+    it would overwrite a model of the same name, for one), or None."""
+    headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": str(uuid.uuid4())}
+    try:
+        request = _request(body)
+        validate(operation, request)
+        backend = registry.backend
+        if operation == "CreateModel" and registry.known(request["ModelName"]):
+            raise ServiceError("ValidationException", "Cannot create already existing model "
+                               f'"{_arn(region, "model", request["ModelName"])}".')
+        if operation == "CreateEndpointConfig" and request["EndpointConfigName"] in backend.endpoint_configs:
+            raise ServiceError("ValidationException", "Cannot create already existing endpoint configuration "
+                               f'"{_arn(region, "endpoint-config", request["EndpointConfigName"])}".')
+        return None
+    except ServiceError as error:
+        return error.status, headers, json.dumps({"__type": error.code, "Message": error.message}).encode()
+
+
+def update_endpoint(registry, region: str, request: dict) -> dict:
+    """UpdateEndpoint: accepted at once (status Updating); the new config's
+    model loads in the background and takes over once it has
+    (ModelRegistry.update_endpoint)."""
+    validate("UpdateEndpoint", request)
+    name, config = request["EndpointName"], request["EndpointConfigName"]
+    backend = registry.backend
+    endpoint = backend.endpoints.get(name)
+    if endpoint is None:
+        raise ServiceError("ValidationException", f'Could not find endpoint "{_arn(region, "endpoint", name)}".')
+    if config not in backend.endpoint_configs:
+        raise ServiceError("ValidationException", "Could not find endpoint configuration "
+                           f'"{_arn(region, "endpoint-config", config)}".')
+    if endpoint.endpoint_status != "InService":
+        raise ServiceError("ValidationException", f'Cannot update in-progress endpoint "{endpoint.arn}".')
+    endpoint.endpoint_status = "Updating"
+    threading.Thread(target=registry.update_endpoint, args=(name, config), daemon=True,
+                     name=f"update-{name}").start()
+    return {"EndpointArn": endpoint.arn}
+
+
+def handle_sagemaker(jobs: TransformJobs, target: str, body: bytes, registry=None) -> tuple[int, dict, bytes]:
     """One JSON 1.1 request: (status, headers, body)."""
     operation = target.split(".", 1)[1] if "." in target else target
     headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": str(uuid.uuid4())}
     try:
+        if operation == "UpdateEndpoint" and registry is not None:
+            answer = update_endpoint(registry, jobs.region, _request(body))
+            return 200, headers, json.dumps(answer).encode()
         if operation not in _OPERATIONS:
             raise ServiceError("UnknownOperationException",
                                f"The local stack does not implement SageMaker {operation}; it runs "
-                               + ", ".join(_OPERATIONS) + ".")
-        try:
-            request = read_json(body or b"{}")
-        except JSONInputError as error:
-            raise ServiceError("SerializationException", f"Request body is not valid JSON: {error}") from None
-        if not isinstance(request, dict):
-            raise ServiceError("SerializationException", "Request body must be a JSON object")
+                               + ", ".join([*_OPERATIONS, "UpdateEndpoint", *MOTO_OPERATIONS]) + ".")
+        request = _request(body)
         answer = getattr(jobs, _OPERATIONS[operation])(request)
         return 200, headers, json.dumps(answer).encode()
     except ServiceError as error:
@@ -540,15 +636,18 @@ class ColdStart:
 
 
 class Endpoint:
-    """SageMaker Runtime's InvokeEndpoint for the endpoints of the template,
-    all served by the one model container (cold at times, with `cold_start`)."""
+    """SageMaker Runtime's InvokeEndpoint for the endpoints of the template
+    (cold at times, with `cold_start`): each request answered by the model the
+    endpoint serves as it arrives (`registry`, critic/local/models.py), or,
+    without a registry, all by `invoke`."""
 
-    def __init__(self, names: Iterable[str], region: str, invoke: Callable[[bytes, str, str], Any],
-                 cold_start: ColdStart | None = None):
+    def __init__(self, names: Iterable[str], region: str, invoke: Callable[[bytes, str, str], Any] | None,
+                 cold_start: ColdStart | None = None, registry=None):
         self.names = set(names)
         self.region = region
-        self.invoke = invoke
         self.cold_start = cold_start
+        self.invoke: Callable[[str, bytes, str, str], Any] = (
+            registry.invoke_endpoint if registry is not None else lambda name, *request: invoke(*request))
 
     def handle(self, name: str, body: bytes, content_type: str, accept: str) -> tuple[int, dict, bytes]:
         request_id = str(uuid.uuid4())
@@ -561,11 +660,11 @@ class Endpoint:
                                f"Request payload of {len(body)} bytes exceeds the {INVOKE_LIMIT} byte limit "
                                "of InvokeEndpoint.")
         if self.cold_start is None:
-            result = self.invoke(body, content_type, accept)
+            result = self.invoke(name, body, content_type, accept)
         else:
             self.cold_start.enter()
             try:
-                result = self.invoke(body, content_type, accept)
+                result = self.invoke(name, body, content_type, accept)
             finally:
                 self.cold_start.leave()
         if 200 <= result.status < 300:

@@ -16,6 +16,7 @@ in the data folder and survives a restart.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import shutil
@@ -34,12 +35,12 @@ from critic.local.aws import AwsEndpoint
 from critic.local.clients import S3ObjectStore, local_client
 from critic.local.events import EventBus
 from critic.local.lambdas import LambdaFunction, endpoint_variables, function_environment
+from critic.local.models import ModelRegistry
 from critic.local.sagemaker import ColdStart, Endpoint, TransformJobs, state_change_event
 from critic.local.serving import KeepAliveHandler, Server
 from critic.local.sqs import QueueReader, QueueStore, create_queues, queue_url
 from critic.local.ids import DEFAULT_REGION
 from critic.local.template import LocalStack, read_template
-from critic.local.transform_runner import ModelAnswer
 
 LOG = logging.getLogger("critic.stack")
 
@@ -112,6 +113,7 @@ class Stack:
         self.functions: dict[str, LambdaFunction] = {}
         self.servers: list[Server] = []
         self.jobs: TransformJobs | None = None
+        self.models: ModelRegistry | None = None
         self.bus: EventBus | None = None
         self.s3_events: local_s3.ObjectEvents | None = None
         self.queue_readers: list[QueueReader] = []
@@ -142,8 +144,9 @@ class Stack:
             "buckets": {b.logical_id: b.name for b in template.buckets.values()} if template else {},
             "endpoints": template.endpoints if template else [],
             "models": template.models if template else [],
-            "functions": {f.logical_id: {"name": f.name, "environment": f.environment}
-                          for f in template.functions.values()} if template else {},
+            "functions": {logical_id: {"name": f.spec.name, "environment": f.spec.environment}
+                          for logical_id, f in self.functions.items()},
+            "loadedModels": self.models.loaded() if self.models else [],
             "notifications": [
                 {"bucket": n.bucket, "function": n.function, "prefix": n.prefix, "suffix": n.suffix, "queue": n.queue}
                 for n in template.s3_notifications] if template else [],
@@ -260,20 +263,23 @@ class Stack:
         self.bus = EventBus(template, self.functions, data / "dead-letter", options.retry_delays,
                             lambda: self.client("sqs"))
 
-        # SageMaker.
-        container = self.container
-
-        def invoke_model(body: bytes, content_type: str, accept: str) -> ModelAnswer:
-            result = container.invoke(body, content_type, accept)
-            return ModelAnswer(result.status, result.body)
-
-        self.jobs = TransformJobs(data / "transform-jobs", region, template.models,
-                                  lambda: S3ObjectStore(self.client("s3")), invoke_model,
+        # SageMaker: the template's model, endpoint config and endpoint, served
+        # by the container loaded at start; other models load when used.
+        self.models = ModelRegistry(region, self._fetch_model, self._load_model)
+        artifact_url = str(Path(options.artifact).resolve())
+        self.models.preload(artifact_url, self.container)
+        self.container = None  # the registry closes it when nothing uses it
+        for model in template.models:
+            self.models.register_model(model, artifact_url)
+        for endpoint_name in template.endpoints if template.models else []:
+            self.models.register_endpoint(endpoint_name, f"{endpoint_name}-config", template.models[0])
+        self.jobs = TransformJobs(data / "transform-jobs", region, self.models,
+                                  lambda: S3ObjectStore(self.client("s3")), None,
                                   self._job_changed, options.max_jobs, quota=options.transform_quota,
                                   throttle=options.transform_throttle)
         if options.endpoint_cold_start > 0:
             self.cold_start = ColdStart(options.endpoint_cold_start, options.endpoint_idle_timeout)
-        endpoint = Endpoint(template.endpoints, region, container.invoke, self.cold_start)
+        endpoint = Endpoint(template.endpoints, region, None, self.cold_start, registry=self.models)
 
         # Servers.
         def after_s3_change(method: str) -> None:
@@ -289,7 +295,8 @@ class Stack:
         self.s3_events = local_s3.ObjectEvents(on_s3_event)
         queues = QueueStore(data / "sqs", region)
         aws_app = self.s3_events.serve(AwsEndpoint(self.jobs, endpoint, after_s3_change, self.info,
-                                                   after_sqs_change=queues.save, invoke_function=self._invoke))
+                                                   after_sqs_change=queues.save, invoke_function=self._invoke,
+                                                   registry=self.models, configure_function=self._configure))
         self.servers.append(Server("aws-endpoint", options.host, options.aws_port, aws_app, _AwsHandler))
         functions = self.functions
         api = template.apis[0] if template.apis else None
@@ -329,6 +336,8 @@ class Stack:
             self.bus.close()
         for function in self.functions.values():
             function.close()
+        if self.models:
+            self.models.close()  # the endpoints' models; the jobs' were let go as they stopped
         if self.container:
             self.container.close()
             self.container = None
@@ -338,14 +347,46 @@ class Stack:
     def _invoke(self, name: str, event, asynchronous: bool):
         """Lambda's Invoke API (what `critic redrive` calls): the function by
         name or ARN; None if there is no such function."""
-        short = name.split(":")[6] if name.startswith("arn:") and name.count(":") >= 6 else name
-        function = next((f for f in self.functions.values() if short in (f.spec.name, f.spec.logical_id)), None)
+        function = self._function(name)
         if function is None:
             return None
         if asynchronous:
             self.bus.invoke_async(function.spec.logical_id, event, "Lambda Invoke (Event)")
             return True
         return function.invoke(event)
+
+    def _configure(self, name: str, changes: dict | None) -> dict | None:
+        """Lambda's Get/UpdateFunctionConfiguration (the Environment) of a
+        function by name or ARN; None if there is no such function."""
+        function = self._function(name)
+        if function is None:
+            return None
+        if changes is None:
+            return function.configuration()
+        return function.configure((changes.get("Environment") or {}).get("Variables") or {})
+
+    def _function(self, name: str) -> LambdaFunction | None:
+        short = name.split(":")[6] if name.startswith("arn:") and name.count(":") >= 6 else name
+        return next((f for f in self.functions.values() if short in (f.spec.name, f.spec.logical_id)), None)
+
+    def _fetch_model(self, url: str) -> Path:
+        """A model's artifact on this machine: a path as it is; an s3:// one
+        (the local S3) copied once into the data folder's models/."""
+        if not url.startswith("s3://"):
+            return Path(url)
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        target = self.options.data_dir / "models" / hashlib.sha256(url.encode()).hexdigest()[:32] / "model.tar.gz"
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".part")
+            self.client("s3").download_file(bucket, key, str(partial))
+            partial.replace(target)
+        return target
+
+    def _load_model(self, artifact: Path):
+        from critic.local.container import ModelContainer
+
+        return ModelContainer(artifact, workers=self.options.model_workers)
 
     def _job_changed(self, job: dict) -> None:
         LOG.info("transform job %s: %s%s", job["TransformJobName"], job["TransformJobStatus"],

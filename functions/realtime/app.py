@@ -2,12 +2,14 @@
 
 Request: `application/json` {"review": "..."} or `text/plain` (the whole body
 is the review), UTF-8, at most MAX_BODY_BYTES (256 KiB) after base64
-decoding. Response: 200 {"label": "positive"|"negative", "score": P(positive)}.
+decoding. Response: 200 {"label": "positive"|"negative", "score": P(positive)};
+with ?explain=true (or "explain": true in a JSON body) it also carries
+"explanation" (model/explain.py), else it is exactly that.
 These shapes, and the messages for a body without a usable review, are
 contract/reviews.py's, which the model's handler uses too.
 
 Every other answer is JSON {"message": "..."}:
-  400 body empty, not UTF-8, malformed JSON (or JSON that the shared reader,
+  400 body empty, not UTF-8, "explain" not true or false, malformed JSON (or JSON that the shared reader,
       contract/jsonreader.py, refuses: too deep, a number too long,
       NaN/Infinity, a duplicate key...), no string "review", blank review;
       or the endpoint rejected the request as invalid
@@ -100,7 +102,8 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
 
-def read_review(event: APIGatewayProxyEventV2) -> str:
+def read_request(event: APIGatewayProxyEventV2) -> tuple[str, bool]:
+    """(the review, whether an explanation is asked for: ?explain=true or a JSON body's "explain": true)."""
     content_type = event.headers.get("content-type")
     media, encoding = media_type(content_type), charset(content_type)
     if media not in (JSON, TEXT):
@@ -116,7 +119,11 @@ def read_review(event: APIGatewayProxyEventV2) -> str:
     if not body:
         raise ApiError(HTTPStatus.BAD_REQUEST, "the body is empty")
     try:
-        return reviews.review_from_request(read_json(body)) if media == JSON else reviews.review_text(body)
+        asked = reviews.explain_flag(event.get_query_string_value(reviews.EXPLAIN))
+        if media == TEXT:
+            return reviews.review_text(body), asked
+        document = read_json(body)
+        return reviews.review_from_request(document), reviews.explain_from_request(document) or asked
     except JSONInputError as error:
         raise ApiError(HTTPStatus.BAD_REQUEST, f"malformed JSON: {error}") from None
     except reviews.InvalidReview as error:
@@ -159,13 +166,13 @@ def _endpoint_error(error: ClientError) -> ApiError:
     return ApiError(HTTPStatus.BAD_GATEWAY, "the model endpoint failed")
 
 
-def invoke_model(review: str) -> reviews.Result:
+def invoke_model(review: str, explain: bool = False) -> reviews.Result:
     try:
         response = sagemaker_runtime.invoke_endpoint(
             EndpointName=ENDPOINT_NAME,
             ContentType=JSON,
             Accept=JSON,
-            Body=json.dumps(reviews.request(review)).encode("utf-8"),
+            Body=json.dumps(reviews.request(review, explain)).encode("utf-8"),
         )
         payload = response["Body"].read()
     except ClientError as error:
@@ -195,7 +202,7 @@ def invoke_model(review: str) -> reviews.Result:
 
 @app.post("/score")
 def score() -> reviews.Result:
-    result = invoke_model(read_review(app.current_event))
+    result = invoke_model(*read_request(app.current_event))
     metrics.add_metric(name="ReviewsScored", unit=MetricUnit.Count, value=1)
     return result
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import json
 import re
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from app_support import load_event
+from app_support import ENV, REPO, handler_environment, load_event
 
 INPUT = "critic-input-123456789012-us-east-1-local"
 OUTPUT = "critic-output-123456789012-us-east-1-local"
@@ -144,6 +145,32 @@ def test_every_record_gets_its_own_job(batch_app, aws, context):
     assert [r["outcome"] for r in result["results"]] == ["submitted"] * 3
     assert [r["job"] for r in result["results"]] == names
     assert len(set(names)) == 3  # same file name, other suffix or version: another job
+
+
+def test_the_job_names_the_model_of_the_environment_it_runs_in(batch_app, aws, context, fresh_client):
+    """A model switch changes MODEL_NAME (template.yaml: !GetAtt Model.ModelName), and Lambda starts new
+    execution environments for the new configuration: the module, imported again with the new variable,
+    names the new model at CreateTransformJob; an environment started before still names the old one."""
+    sm, st = aws
+    key, version, stem = "batch/reviews.txt", "Fh2lZpWmVE2tNJ8Xo6Hm8O0rGxxaWLz3", "reviews"
+    spec = importlib.util.spec_from_file_location("batch_after_switch", REPO / "functions" / "batch" / "app.py")
+    after_switch = importlib.util.module_from_spec(spec)
+    with handler_environment(MODEL_NAME="Model-NeW987654321", POWERTOOLS_SERVICE_NAME="critic-batch"):
+        spec.loader.exec_module(after_switch)
+    new_sm, new_st = fresh_client(after_switch, "sagemaker", "sagemaker"), fresh_client(after_switch, "s3", "s3")
+    event = load_event("s3-put-multiple")
+    event["Records"] = [r for r in event["Records"] if unquote_plus(r["s3"]["object"]["key"]) == key]
+    request = expected_request(expected_name(key, version, stem), key, "text/plain", "application/jsonlines",
+                               f"s3://{OUTPUT}/batch", join=False)
+    with Stubber(new_sm) as switched_sm, Stubber(new_st) as switched_st:
+        listed(switched_st, key)
+        created(switched_sm, {**request, "ModelName": "Model-NeW987654321"})
+        assert after_switch.handle_upload_event(S3Event(event))["results"][0]["outcome"] == "submitted"
+        switched_sm.assert_no_pending_responses()
+    listed(st, key)
+    created(sm, request)  # the environment started before the switch: the model of its own configuration
+    assert request["ModelName"] == ENV["MODEL_NAME"]
+    assert handle(batch_app, event, context)["results"][0]["outcome"] == "submitted"
 
 
 def test_non_input_key_is_skipped_without_any_call(batch_app, aws, context, logs):

@@ -303,7 +303,7 @@ def test_unexpected_model_answers_are_502(realtime, runtime, context, answer):
 
 
 def test_unexpected_failure_is_500_without_details(realtime, context, monkeypatch, logs):
-    def explode(_review):
+    def explode(_review, _explain=False):
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(realtime, "invoke_model", explode)
@@ -354,3 +354,63 @@ def test_preflight_is_answered(realtime, runtime, context):
     headers = {k.lower(): v for k, v in response["headers"].items()}
     assert response["statusCode"] == 204
     assert headers["access-control-allow-origin"] == "*" and "POST" in headers["access-control-allow-methods"]
+
+
+# ---------------------------------------------------------------- explanations
+
+EXPLANATION = {"baseline": -0.1, "spans": [{"start": 0, "end": 5, "text": "Great", "contribution": 2.3}]}
+
+
+def explained_answer(stubber: Stubber, review: str) -> None:
+    body = json.dumps({"label": "positive", "score": 0.9, "explanation": EXPLANATION}).encode()
+    stubber.add_response(
+        "invoke_endpoint",
+        {"Body": StreamingBody(io.BytesIO(body), len(body)), "ContentType": "application/json"},
+        {"EndpointName": "critic-endpoint", "ContentType": "application/json", "Accept": "application/json",
+         "Body": json.dumps({"review": review, "explain": True}).encode()},
+    )
+
+
+def with_query(event: dict, **parameters: str) -> dict:
+    event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in parameters.items())
+    event["queryStringParameters"] = parameters
+    return event
+
+
+@pytest.mark.parametrize("how", ["query", "body", "text-query"])
+def test_explain_asked_in_the_query_or_the_body_reaches_the_model_and_comes_back(realtime, runtime, context, how):
+    review = "Great fun."
+    if how == "body":
+        event = request(json.dumps({"review": review, "explain": True}))
+    elif how == "query":
+        event = with_query(request(json.dumps({"review": review})), explain="true")
+    else:
+        event = with_query(request(review, "text/plain"), explain="TRUE")
+    explained_answer(runtime, review)
+    status, body, _ = call(realtime, event, context)
+    assert (status, body) == (200, {"label": "positive", "score": 0.9, "explanation": EXPLANATION})
+
+
+def test_explain_false_asks_the_model_exactly_as_before(realtime, runtime, context):
+    model_answer(runtime, "Fine.", {"label": "positive", "score": 0.6})
+    event = with_query(request(json.dumps({"review": "Fine.", "explain": False})), explain="false")
+    assert call(realtime, event, context)[:2] == (200, {"label": "positive", "score": 0.6})
+
+
+@pytest.mark.parametrize("event", [
+    request(json.dumps({"review": "Fine.", "explain": "true"})),
+    request(json.dumps({"review": "Fine.", "explain": 1})),
+    request(json.dumps({"review": "Fine.", "explain": None})),
+    with_query(request(json.dumps({"review": "Fine."})), explain="yes"),
+    with_query(request("Fine.", "text/plain"), explain=""),
+])
+def test_an_explain_that_is_not_a_boolean_is_a_400(realtime, runtime, context, event):
+    status, body, _ = call(realtime, event, context)
+    assert (status, body) == (400, {"message": reviews.EXPLAIN_NOT_A_BOOLEAN})
+
+
+def test_a_malformed_explanation_from_the_model_is_a_502(realtime, runtime, context):
+    body = json.dumps({"label": "positive", "score": 0.9, "explanation": {"spans": "?"}}).encode()
+    runtime.add_response("invoke_endpoint", {"Body": StreamingBody(io.BytesIO(body), len(body))})
+    status, answer, _ = call(realtime, with_query(request(json.dumps({"review": "Fine."})), explain="true"), context)
+    assert (status, answer) == (502, {"message": "the model returned an unexpected response"})

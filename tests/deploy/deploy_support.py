@@ -8,6 +8,8 @@ from pathlib import Path
 import boto3
 
 ACCOUNT = "123456789012"  # moto's account
+REGION = "eu-west-1"
+ARTIFACT_BUCKET = f"critic-artifacts-{ACCOUNT}-{REGION}"
 API_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com"
 
 # What the real stack outputs, minus what moto cannot run (SAM, SageMaker).
@@ -32,7 +34,7 @@ class FakeSam:
     """Records each command; `sam deploy` creates (or keeps) the stack in moto.
     exit_codes: {"build": 1} makes that subcommand fail."""
 
-    def __init__(self, region: str = "eu-west-1", exit_codes: dict | None = None):
+    def __init__(self, region: str = REGION, exit_codes: dict | None = None):
         self.region = region
         self.exit_codes = exit_codes or {}
         self.commands: list[list[str]] = []

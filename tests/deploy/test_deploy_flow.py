@@ -9,37 +9,12 @@ import tarfile
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from critic.errors import UsageError
 from critic.deploy.aws import AwsError
 from critic.deploy.buckets import sha256_of
-from critic.deploy.flows import DeployOptions, DestroyOptions, Paths, deploy, destroy
-from deploy_support import ACCOUNT, API_URL, FakeSam
-
-REGION = "eu-west-1"
-ARTIFACT_BUCKET = f"critic-artifacts-{ACCOUNT}-{REGION}"
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        # Created ahead, without the TLS-only policy: moto enforces a policy's
-        # Deny statements without their conditions. The creation path itself is
-        # tested with Stubber and moto in test_deploy_buckets.py.
-        s3.create_bucket(Bucket=ARTIFACT_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        yield s3
-
-
-@pytest.fixture
-def paths(tmp_path, repo_root):
-    web = tmp_path / "web"
-    web.mkdir()
-    shutil.copy(repo_root / "web" / "config.js", web / "config.js")
-    return Paths(template=repo_root / "template.yaml", samconfig=tmp_path / "samconfig.toml",
-                 web_config=web / "config.js", workdir=tmp_path)
+from critic.deploy.flows import DeployOptions, DestroyOptions, deploy, destroy
+from deploy_support import ARTIFACT_BUCKET, API_URL, REGION, FakeSam
 
 
 def test_deploy_uploads_the_artifact_runs_sam_and_wires_the_page(aws, paths, tiny_artifact, capsys):

@@ -4,52 +4,16 @@ critic rollback returns the stack to one through a CloudFormation update (Stubbe
 from __future__ import annotations
 
 import json
-import shutil
 
 import boto3
 import pytest
-import torch
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
 from critic.deploy import models
 from critic.deploy.buckets import sha256_of
-from critic.deploy.flows import DeployOptions, Paths, RollbackOptions, deploy, rollback
+from critic.deploy.flows import DeployOptions, RollbackOptions, deploy, rollback
 from critic.errors import UsageError
-from deploy_support import ACCOUNT, FakeSam
-from model.package import package
-
-REGION = "eu-west-1"
-ARTIFACT_BUCKET = f"critic-artifacts-{ACCOUNT}-{REGION}"
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=ARTIFACT_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        yield s3
-
-
-@pytest.fixture
-def paths(tmp_path, repo_root):
-    web = tmp_path / "web"
-    web.mkdir()
-    shutil.copy(repo_root / "web" / "config.js", web / "config.js")
-    return Paths(template=repo_root / "template.yaml", samconfig=tmp_path / "samconfig.toml",
-                 web_config=web / "config.js", workdir=tmp_path)
-
-
-@pytest.fixture(scope="module")
-def broken_artifact(tiny_training, tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("broken") / "model"
-    shutil.copytree(tiny_training / "model", model_dir)
-    state = torch.load(model_dir / "model.pt", weights_only=True)
-    generator = torch.Generator().manual_seed(0)
-    torch.save({k: torch.randn(v.shape, generator=generator).to(v.dtype) if v.is_floating_point() else v
-                for k, v in state.items()}, model_dir / "model.pt")
-    return package(model_dir, model_dir.parent / "model.tar.gz")
+from deploy_support import ACCOUNT, ARTIFACT_BUCKET, REGION, FakeSam
 
 
 @pytest.fixture

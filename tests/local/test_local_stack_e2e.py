@@ -21,7 +21,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from hypothesis import HealthCheck, given, settings, strategies as st
+
 from batch import jobs
+from explanation_checks import assert_explains
 
 pytestmark = pytest.mark.slow
 
@@ -169,6 +172,47 @@ def test_realtime_reviews_through_the_api(served):
         assert b"<title>" in page.read()
     with urllib.request.urlopen(f"{served.api}/config.js", timeout=10) as config:
         assert f'apiUrl: "{served.api}"'.encode() in config.read()
+
+
+REVIEW_TEXT = st.lists(st.sampled_from([
+    "wonderful ", "awful ", "moving", " film ", "<br />", "<b>bold</b>", "<img src=x onerror=alert(1)>", "&amp;",
+    "caf&eacute;", "don't ", "😀", "שלום ", "مرحبا", "ﬁne", "e\u0301", "\u202e", "\n", "!",
+]) | st.text(max_size=6), min_size=1, max_size=12).map("".join).filter(str.strip)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(review=REVIEW_TEXT)
+def test_explanations_through_the_api(served, review):
+    plain = post(f"{served.api}/score", json.dumps({"review": review}).encode(), "application/json")
+    explained = post(f"{served.api}/score?explain=true", json.dumps({"review": review}).encode(), "application/json")
+    assert plain[0] == explained[0]
+    if plain[0] != 200:
+        return
+    result = json.loads(explained[2])
+    assert {k: v for k, v in result.items() if k != "explanation"} == json.loads(plain[2])
+    assert "explanation" not in json.loads(plain[2])
+    assert_explains(review, result)
+    status, _, body = post(f"{served.api}/score", json.dumps({"review": review, "explain": "yes"}).encode(),
+                           "application/json")
+    assert (status, json.loads(body)) == (400, {"message": '"explain" must be true or false'})
+
+
+def test_a_jsonl_upload_explains_the_records_that_ask(served):
+    s3 = served.client("s3")
+    bucket, out = input_bucket(served), output_bucket(served)
+    records = [{"id": 1, "review": PRAISE, "explain": True}, {"id": 2, "review": SCORN},
+               {"id": 3, "review": f"<b>{SCORN}</b> &amp; 😀", "explain": True}, {"id": 4, "review": PRAISE,
+                                                                                  "explain": "yes"}]
+    key = "explain/asked.jsonl"
+    s3.put_object(Bucket=bucket, Key=key, Body="".join(json.dumps(r) + "\n" for r in records).encode())
+    job = wait_for_job(served, job_for(served, key))
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    joined = [json.loads(line) for line in wait_for_object(s3, out, f"{key}.out").decode().splitlines()]
+    assert [j["id"] for j in joined] == [1, 2, 3, 4]
+    assert_explains(PRAISE, joined[0]["SageMakerOutput"])
+    assert set(joined[1]["SageMakerOutput"]) == {"label", "score"}
+    assert_explains(records[2]["review"], joined[2]["SageMakerOutput"])
+    assert joined[3]["SageMakerOutput"] == {"error": '"explain" must be true or false'}
 
 
 def test_uploaded_files_are_scored_line_by_line(served):

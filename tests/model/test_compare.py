@@ -2,25 +2,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
-import torch
 
 from critic import cli
-from model.package import package
-
-
-@pytest.fixture(scope="module")
-def broken_artifact(tiny_training, tmp_path_factory):
-    """The tiny model with its weights scrambled: it loads and answers, and is wrong about half the time."""
-    model_dir = tmp_path_factory.mktemp("broken") / "model"
-    shutil.copytree(tiny_training / "model", model_dir)
-    state = torch.load(model_dir / "model.pt", weights_only=True)
-    generator = torch.Generator().manual_seed(0)
-    torch.save({k: torch.randn(v.shape, generator=generator).to(v.dtype) if v.is_floating_point() else v
-                for k, v in state.items()}, model_dir / "model.pt")
-    return package(model_dir, model_dir.parent / "model.tar.gz")
 
 
 @pytest.fixture

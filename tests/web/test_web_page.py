@@ -7,35 +7,23 @@ under test-output/web/ (or $CRITIC_TEST_OUTPUT/web/).
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
+import math
 import re
-import signal
-import socket
-import subprocess
-import sys
-import threading
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 import critic
+from web_support import CHROMIUM, Watch, free_port, serve
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.exists(),
                                  reason=f"{CHROMIUM} is missing: install Debian's chromium (make browser)")]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 375, "height": 740}
 XSS = "<img src=x onerror=alert(1)>"
-START_TIMEOUT = 180  # seconds for `critic serve` to load the model and print its banner
 
 POSITIVE_REVIEW = ("An absolute delight from start to finish. The acting is superb, the story is moving "
                    "and beautifully told, and the music is wonderful. One of the best films of the year; "
@@ -47,15 +35,10 @@ NEGATIVE_REVIEW = ("Dreadful. The plot is a mess, the acting is wooden and the d
 expect.set_options(timeout=60_000)  # scoring on a shared 2-core machine; a wait, not an assertion
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def post_score(api: str, review: str) -> tuple[int, dict]:
+def post_score(api: str, review: str, explain: bool = False) -> tuple[int, dict]:
     """What the API itself answers, to compare the page with."""
-    request = urllib.request.Request(f"{api}/score", data=json.dumps({"review": review}).encode(),
+    request = urllib.request.Request(f"{api}/score?explain=true" if explain else f"{api}/score",
+                                     data=json.dumps({"review": review}).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -64,59 +47,10 @@ def post_score(api: str, review: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-@pytest.fixture(scope="module")
-def output_dir(repo_root) -> Path:
-    root = Path(os.environ.get("CRITIC_TEST_OUTPUT", repo_root / "test-output"))
-    folder = root / "web"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @dataclass
 class Stack:
     url: str
     shipped: bool
-
-
-@contextlib.contextmanager
-def serve(repo_root: Path, folder: Path, artifact: Path, *extra: str):
-    """`critic serve` on free ports with a data folder under `folder`: yields the API's URL."""
-    api_port, aws_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CRITIC_"))}
-    log = open(folder / "serve.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "critic", "serve", "--artifact", str(artifact), "--data", str(folder / "data"),
-         "--fresh", "--api-port", str(api_port), "--aws-port", str(aws_port), *extra],
-        cwd=repo_root, env=env, stdout=subprocess.PIPE, stderr=log)
-    ready = threading.Event()
-
-    def read_banner() -> None:
-        for line in process.stdout:
-            if line.startswith(b"Ctrl-C stops everything"):
-                ready.set()
-        ready.set()  # exited
-
-    threading.Thread(target=read_banner, daemon=True).start()
-    try:
-        if not ready.wait(START_TIMEOUT) or process.poll() is not None:
-            raise AssertionError("critic serve did not start:\n" + (folder / "serve.log").read_text()[-3000:])
-        yield f"http://127.0.0.1:{api_port}"
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -129,72 +63,14 @@ def stack(request, repo_root, tmp_path_factory):
         yield Stack(url, shipped)
 
 
-@dataclass
-class Watch:
-    """What a page did that a test did not ask for."""
-    origins: set[str]
-    console_errors: list[str] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-    requests: list[str] = field(default_factory=list)
-
-    def attach(self, page: Page) -> None:
-        page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text))
-        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
-        page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
-        page.on("request", lambda request: self.requests.append(request.url))
-
-    def check(self, page: Page, allowed_console: tuple[str, ...] = ()) -> None:
-        violations = page.evaluate("window.__cspViolations")
-        assert violations == [], f"Content-Security-Policy violations: {violations}"
-        assert self.page_errors == [], f"JavaScript errors: {self.page_errors}"
-        assert self.dialogs == [], f"dialogs opened: {self.dialogs}"
-        unexpected = [text for text in self.console_errors
-                      if not any(re.search(pattern, text) for pattern in allowed_console)]
-        assert unexpected == [], f"console errors: {unexpected}"
-        strangers = [url for url in self.requests
-                     if not any(url.startswith(origin + "/") or url == origin for origin in self.origins)]
-        assert strangers == [], f"requests to other places: {strangers}"
-
-
 @pytest.fixture
-def open_page(browser, stack):
+def open_page(watched_page, stack):
     """open_page(query="") -> (page, watch): the page as served by the local stack."""
-    contexts = []
-
     def open_(query: str = "", extra_origins: tuple[str, ...] = (), base: str | None = None,
               played_clock: bool = False) -> tuple[Page, Watch]:
-        context = browser.new_context(viewport=DESKTOP, reduced_motion="reduce")
-        contexts.append(context)
-        context.add_init_script(
-            "window.__cspViolations = [];"
-            "document.addEventListener('securitypolicyviolation', e =>"
-            " window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
-        page = context.new_page()
-        if played_clock:  # the page's timers and Date move only when the test runs the clock
-            page.clock.install()
-        watch = Watch(origins={stack.url, *extra_origins})
-        watch.attach(page)
-        page.goto(f"{base or stack.url}/{query}")
-        expect(page.get_by_role("heading", name="Critic")).to_be_visible()
-        return page, watch
-
-    yield open_
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
-def snap(output_dir):
-    """snap(page, state): screenshots at desktop and phone width; the page must fit a phone."""
-    def snap_(page: Page, state: str) -> None:
-        page.screenshot(path=output_dir / f"{state}-desktop.png", full_page=True)
-        page.set_viewport_size(PHONE)
-        page.screenshot(path=output_dir / f"{state}-phone.png", full_page=True)
-        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-        assert overflow <= 0, f"{state}: the page is {overflow}px wider than a phone screen"
-        page.set_viewport_size(DESKTOP)
-    return snap_
+        return watched_page(f"{base or stack.url}/{query}", {stack.url, *extra_origins}, "Critic",
+                            played_clock=played_clock)
+    return open_
 
 
 def review_box(page: Page):
@@ -209,9 +85,19 @@ def meter(page: Page):
     return page.get_by_role("meter", name="Probability the review is positive")
 
 
+# web/app.js's BANDS, restated as the test's own expectation: (P(positive) below, wording).
+BANDS = ((0.25, "Negative"), (0.4, "Leans negative"), (0.6, "Mixed"), (0.75, "Leans positive"),
+         (math.inf, "Positive"))
+
+
+def band(score: float) -> str:
+    return next(name for below, name in BANDS if score < below)
+
+
 def shows_verdict(page: Page, label: str, api_score: float) -> None:
-    """The page shows the API's label, and its probability on the bar."""
-    expect(page.locator("#verdict-label")).to_have_text(label.capitalize())
+    """The page shows the API's verdict in words (its band: a score near 0.5
+    reads "Mixed"), and its probability on the bar."""
+    expect(page.locator("#verdict-label")).to_have_text(band(api_score))
     percent = round(api_score * 100)
     expect(meter(page)).to_have_attribute("aria-valuenow", str(percent))
     expect(meter(page)).to_have_attribute("aria-valuetext", f"{percent}% likely positive")
@@ -521,3 +407,77 @@ def test_the_page_gives_up_after_about_90_seconds(stack, open_page, snap):
     assert 4 <= score_requests(watch) <= 10
     snap(page, "cold-gave-up")
     watch.check(page, allowed_console=(r"Failed to load resource: .* 504",))
+
+
+# ---------------------------------------------------------------- explanations
+
+PULL = re.compile(r"^[+−]\d+\.\d\d toward (positive|negative)$")
+
+
+def test_explained_review_highlights_its_words_and_lists_the_strongest_reasons(shipped_stack, open_page, snap):
+    review = "The acting was superb and the music wonderful, but the plot was dreadful and the ending dull."
+    status, answer = post_score(shipped_stack.url, review, explain=True)
+    assert status == 200
+    spans = answer["explanation"]["spans"]
+    page, watch = open_page()
+    review_box(page).fill(review)
+    submit(page).click()
+    shows_verdict(page, answer["label"], answer["score"])
+    expect(page.locator("#scored-review")).to_have_text(review)  # highlighting adds no text
+    words = page.locator("#scored-review .word")
+    expect(words.first).to_be_visible()
+    for i in range(words.count()):
+        word = words.nth(i)
+        assert PULL.match(word.get_attribute("title")), word.get_attribute("title")
+        assert word.get_attribute("aria-description") == word.get_attribute("title")
+        assert word.get_attribute("tabindex") == "0"
+    strongest = max(spans, key=lambda span: span["contribution"])
+    weakest = min(spans, key=lambda span: span["contribution"])
+    expect(page.locator("#reasons-positive li").first).to_have_text(
+        f"“{strongest['text']}” +{strongest['contribution']:.2f} toward positive")
+    expect(page.locator("#reasons-negative li").first).to_have_text(
+        f"“{weakest['text']}” −{-weakest['contribution']:.2f} toward negative")
+    assert page.locator("#reasons-positive li").count() <= 3 and page.locator("#reasons-negative li").count() <= 3
+    expect(page.locator("#legend")).to_be_visible()
+    strong = page.locator("#scored-review .word", has_text=strongest["text"]).first
+    strong.focus()
+    after = strong.evaluate("element => getComputedStyle(element, '::after').content")
+    assert PULL.match(after.strip('"')), after
+    snap(page, "explained")
+    watch.check(page)
+
+
+@pytest.mark.parametrize("score, label, shown", [
+    (0.52, "positive", "Mixed"), (0.36, "negative", "Leans negative"), (0.7, "positive", "Leans positive"),
+    (0.1, "negative", "Negative")])
+def test_a_score_near_half_reads_mixed_or_leaning(stack, open_page, snap, score, label, shown):
+    review = "Good cast, weak plot."
+    answer = {"label": label, "score": score, "explanation": {"baseline": 0.0, "spans": [
+        {"start": 0, "end": 4, "text": "Good", "contribution": 0.8},
+        {"start": 16, "end": 20, "text": "plot", "contribution": -0.7}]}}
+    page, watch = open_page()
+    page.route("**/score", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                        body=json.dumps(answer)))
+    review_box(page).fill(review)
+    submit(page).click()
+    expect(page.locator("#verdict-label")).to_have_text(shown)
+    expect(page.locator("#reasons-positive li")).to_have_text(["“Good” +0.80 toward positive"])
+    expect(page.locator("#reasons-negative li")).to_have_text(["“plot” −0.70 toward negative"])
+    if shown == "Mixed":
+        snap(page, "mixed")
+    watch.check(page)
+
+
+def test_markup_in_an_explained_review_stays_text(stack, open_page, snap):
+    review = f"{XSS} I loved it, <b>truly</b> &amp; wonderful."
+    status, answer = post_score(stack.url, review, explain=True)
+    assert status == 200 and answer["explanation"]["spans"]
+    page, watch = open_page()
+    review_box(page).fill(review)
+    submit(page).click()
+    expect(page.locator("#scored-review")).to_have_text(review)
+    expect(page.locator("#scored-review .word").first).to_be_visible()
+    assert page.evaluate("document.querySelectorAll('img, b, [onerror]').length") == 0
+    snap(page, "markup-explained")
+    watch.check(page)
+    assert not [url for url in watch.requests if url.rstrip("/").endswith("/x")]

@@ -14,11 +14,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import Page, expect
 
-import test_web_page
-from test_web_page import CHROMIUM, DESKTOP, Watch, free_port, serve
-
-# The page tests' fixtures: one Chromium per module, screenshots in test-output/web/.
-browser, output_dir, snap = test_web_page.browser, test_web_page.output_dir, test_web_page.snap
+from web_support import CHROMIUM, Watch, free_port, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: install Debian's chromium")]
@@ -41,26 +37,11 @@ def stack(request, repo_root, tmp_path_factory) -> tuple[str, str]:
 
 
 @pytest.fixture
-def open_page(browser, stack):
-    contexts = []
-
+def open_page(watched_page, stack):
     def open_(query: str = "", extra_origins: tuple[str, ...] = ()) -> tuple[Page, Watch]:
-        context = browser.new_context(viewport=DESKTOP, reduced_motion="reduce", accept_downloads=True)
-        contexts.append(context)
-        context.add_init_script(
-            "window.__cspViolations = [];"
-            "document.addEventListener('securitypolicyviolation', e =>"
-            " window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
-        page = context.new_page()
-        watch = Watch(origins={*stack, *extra_origins})
-        watch.attach(page)
-        page.goto(f"{stack[0]}/{query}")
-        expect(page.get_by_role("heading", name="Or score a whole file")).to_be_visible()
-        return page, watch
-
-    yield open_
-    for context in contexts:
-        context.close()
+        return watched_page(f"{stack[0]}/{query}", {*stack, *extra_origins}, "Or score a whole file",
+                            accept_downloads=True)
+    return open_
 
 
 def drop(page: Page, name: str, text: str | None = None, size: int | None = None) -> None:
