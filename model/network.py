@@ -10,13 +10,6 @@ unlabelled reviews. Training stacks the two (model/train.py): the LSTM learns
 alone, then a two-weight blend fitted on validation is folded into each
 branch's weights, so serving is still one sum of two logits.
 
-With `sentence_ends` (issue 15) the head reads the LSTM's state at the end
-of every sentence the LSTM read, not only the last, and the branch's logit is
-their mean: in training, each sentence end must then carry the verdict of
-what was read so far, so the LSTM learns to judge a review from its first
-sentence on, the way people type them. A one-sentence review reads exactly
-as before.
-
 The LSTM reads its batch padded at the end and its output is taken at each
 review's own last token, so padding changes nothing (reading the state at a
 padded position is the classic bug). Packed sequences would skip the padding,
@@ -25,7 +18,7 @@ length carry little padding.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
@@ -47,10 +40,6 @@ class SentimentConfig:
     # words the LSTM reads): the bag, fitted on full reviews, counts less on a
     # sentence, the LSTM more. False: the weights are folded into the branches.
     length_gate: bool = False
-    # Word ids that end a sentence ("." "!" "?"): the head reads the state after
-    # each and the LSTM's logit is their mean (with the review's last token).
-    # Empty: the state at the last token only, as every earlier artifact.
-    sentence_ends: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,8 +66,6 @@ class SentimentLSTM(nn.Module):
             )
             self.dropout = nn.Dropout(config.dropout)
             self.head = nn.Linear(config.hidden_dim, 1)
-            # not in the state dict: it is the config's, and older weights files lack it
-            self.register_buffer("end_ids", torch.tensor(config.sentence_ends, dtype=torch.int64), persistent=False)
         if config.ngram_size:
             # One weight per feature, summed over the features a review has.
             self.bag = nn.EmbeddingBag(config.ngram_size, 1, mode="sum")
@@ -104,7 +91,11 @@ class SentimentLSTM(nn.Module):
         logits = torch.zeros(len(lengths))
         if bag_logits is None and self.config.ngram_size:
             bag_logits = self.bag_logits(ngrams, ngram_offsets)
-        lstm_logits = self.lstm_logits(self.embedding(tokens), tokens, lengths) if self.config.use_lstm else None
+        lstm_logits = None
+        if self.config.use_lstm:
+            states, _ = self.lstm(self.embedding(tokens))  # (B, T, H)
+            last = states[torch.arange(len(lengths)), lengths - 1]  # each review's own last token
+            lstm_logits = self.head(self.dropout(last)).squeeze(1)
         if self.config.length_gate:
             bag_weight, lstm_weight = self.branch_weights(lengths)
             bag_logits = bag_logits * bag_weight if bag_logits is not None else None
@@ -114,20 +105,6 @@ class SentimentLSTM(nn.Module):
         if lstm_logits is not None:
             logits = logits + lstm_logits
         return logits
-
-    def lstm_logits(self, embedded: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """The LSTM branch's logits (B,) from the embedded words (B, T, E): a
-        function of its own so an explanation can take gradients through it."""
-        states, _ = self.lstm(embedded)  # (B, T, H)
-        rows = torch.arange(len(lengths))
-        if not self.config.sentence_ends:
-            last = states[rows, lengths - 1]  # each review's own last token
-            return self.head(self.dropout(last)).squeeze(1)
-        read = torch.arange(tokens.shape[1])[None, :] < lengths[:, None]  # padding is never read
-        ends = torch.isin(tokens, self.end_ids) & read
-        ends[rows, lengths - 1] = True
-        per_token = self.head(self.dropout(states)).squeeze(2)  # (B, T)
-        return (per_token * ends).sum(1) / ends.sum(1)
 
     def branch_weights(self, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """With the length gate: the bag's and the LSTM's weights for reviews of these lengths."""

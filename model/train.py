@@ -71,8 +71,6 @@ class TrainConfig:
     hidden_dim: int = option(64)
     max_len: int = option(200, "words the LSTM reads: the first and last halves")
     dropout: float = option(0.3)
-    sentence_ends: bool = option(False, "the LSTM's logit is the mean of its head over the state at each sentence "
-                                        "end, not only the last (model/network.py)")
     no_lstm: bool = option(False, "ablation: the bag branch alone")
     no_bag: bool = option(False, "ablation: the LSTM alone")
     # phase one: the bag branch, NB-weighted logistic regression fitted exactly
@@ -270,9 +268,6 @@ def load_reviews(config: TrainConfig) -> tuple[Reviews, Reviews, list[str]]:
 
 # --- vocabulary and network --------------------------------------------------
 
-SENTENCE_END_TOKENS = (".", "!", "?")
-
-
 def build_network(config: TrainConfig, vocabulary: Vocabulary) -> SentimentLSTM:
     network = SentimentLSTM(SentimentConfig(
         vocab_size=vocabulary.vocab_size,
@@ -283,8 +278,6 @@ def build_network(config: TrainConfig, vocabulary: Vocabulary) -> SentimentLSTM:
         max_len=config.max_len,
         use_lstm=not config.no_lstm,
         length_gate=config.blend == "length" and config.combine == "stack" and not (config.no_lstm or config.no_bag),
-        sentence_ends=sorted(vocabulary.words[w] for w in SENTENCE_END_TOKENS if w in vocabulary.words)
-        if config.sentence_ends else [],
     ))
     if network.config.use_lstm and network.config.ngram_size:
         with torch.no_grad():  # the LSTM's head starts silent: until phase two the model is the bag

@@ -37,10 +37,6 @@ VARIANTS = [
      ["--negation-scope", "--negation-flips", "30000", "--contrast-joins", "3000"]),
     ("negscope-synthetic", "the negation-scoped bag, and the LSTM with negation flips and 10,000 joins",
      ["--negation-scope", "--negation-flips", "30000", "--contrast-joins", "10000"]),
-    ("ends", "the LSTM's head reads every sentence end (their mean), full reviews only", ["--sentence-ends"]),
-    ("negscope-ends", "the negation-scoped bag and every sentence end", ["--negation-scope", "--sentence-ends"]),
-    ("negscope-ends-synthetic-3k", "the same, with negation flips and 3,000 joins",
-     ["--negation-scope", "--sentence-ends", "--negation-flips", "30000", "--contrast-joins", "3000"]),
 ]
 BEFORE_REVISION = "4836df5"
 

@@ -52,28 +52,3 @@ def test_length_gate_weighs_each_branch_by_the_review_length():
         one_word = collate([([5], [5])])
         assert torch.allclose(gated(*one_word), plain.bag_logits(one_word[2], one_word[3]))
         assert torch.allclose(gated(*batch), torch.zeros(2))  # longer: the weight is clamped at 0
-
-
-def test_sentence_ends_pooling_reads_every_sentence_end_and_never_padding():
-    pooled, plain = _network(sentence_ends=[9]), _network()
-    one_sentence = ([5, 6, 7], [5])
-    two_sentences = ([5, 9, 6, 7], [5])  # 9 ends the first sentence
-    long = ([8] * 40, [8])
-    with torch.no_grad():
-        # one sentence: the state at the last token, as without pooling
-        assert torch.allclose(pooled(*collate([one_sentence])), plain(*collate([one_sentence])))
-        # two: the mean of the head at both ends
-        tokens, lengths, _, _ = collate([two_sentences])
-        states, _ = pooled.lstm(pooled.embedding(tokens))
-        expected = pooled.head(states[0, [1, 3]]).mean()
-        assert torch.allclose(pooled(*collate([two_sentences]))[0] - pooled.bag_bias, expected, atol=1e-6)
-        # padded beside a long review: the same score (padding ids are never sentence ends)
-        alone = pooled(*collate([two_sentences]))
-        batched = pooled(*collate([long, two_sentences]))
-    assert torch.allclose(alone[0], batched[1], atol=1e-6)
-
-
-def test_sentence_ends_come_from_the_config_not_the_weights():
-    network = _network(sentence_ends=[9])
-    assert "end_ids" not in network.state_dict()  # older weights files load; the ids travel in config.json
-    assert SentimentConfig.from_dict(network.config.to_dict()).sentence_ends == [9]
