@@ -65,6 +65,9 @@ class TrainConfig:
     # network
     vocab_size: int = option(100_000, "most words kept (each in >= 2 reviews)")
     buckets: int = option(16_000_057, "hashed bigram + trigram features in the bag branch (0: words only)")
+    negation_scope: bool = option(True, "the bag reads a word after a negation in the same clause as a feature of "
+                                        "its own (\"not good\" stops counting as \"good\"; model/encoding.py); "
+                                        "--negation-scope false: as before issue 15")
     embed_dim: int = option(32)
     hidden_dim: int = option(64)
     max_len: int = option(200, "words the LSTM reads: the first and last halves")
@@ -86,10 +89,11 @@ class TrainConfig:
     short_clauses: int = option(0, "experiment (issue 15): phase two also learns from this many clauses cut from the "
                                    "training reviews, labelled by their review where the bag agrees confidently "
                                    "(model/augment.py; tried with 60000)")
-    negation_flips: int = option(0, "experiment: and from this many of them with their copula or verb negated or "
-                                    "un-negated and the label flipped, each beside its original (tried with 30000)")
-    contrast_joins: int = option(0, "experiment: and from this many pairs of them joined by \"but\" (or \"and\" when "
-                                    "alike), labelled by the second (tried with 30000)")
+    negation_flips: int = option(30_000, "phase two also learns from this many confident clauses with their copula "
+                                         "or verb negated or un-negated and the label flipped, each beside its "
+                                         "original (model/augment.py; 0: none)")
+    contrast_joins: int = option(3_000, "and from this many pairs of them joined by \"but\" (or \"and\" when "
+                                        "alike), labelled by the second (0: none)")
     teacher_margin: float = option(0.5, "a clause is confident when the bag scores it on its review's side by this "
                                         "much (the flips and joins are made of confident clauses)")
     clause_labels: str = option("teacher", "teacher: only confident clauses are kept; review: any clause, labelled "
@@ -110,6 +114,15 @@ class TrainConfig:
     resume: bool = option(False, "continue from the model dir's checkpoint")
 
 
+def truth(text: str) -> bool:
+    """A flag's value as SageMaker hands it back (`--no-lstm True`) or a
+    person types it (`--negation-scope false`)."""
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+    return value
+
+
 def parse_args(argv=None) -> TrainConfig:
     """The config from the command line. In SageMaker the paths' defaults
     come from its SM_* variables."""
@@ -121,13 +134,13 @@ def parse_args(argv=None) -> TrainConfig:
     for option_field in fields(TrainConfig):
         default = getattr(defaults, option_field.name)
         settings = dict(option_field.metadata)
-        if isinstance(default, bool):
-            settings["action"] = "store_true"
+        if isinstance(default, bool):  # `--flag`, `--flag true`, `--flag false`
+            settings.update(nargs="?", const=True, type=truth, metavar="true|false")
         elif isinstance(default, (int, float)):
             settings["type"] = type(default)
         parser.add_argument(f"--{option_field.name.replace('_', '-')}", default=default, **settings)
-    # SageMaker passes unknown hyperparameters too (and `--no-lstm True`, whose
-    # "True" is left over): keep the ones we know.
+    # SageMaker passes unknown hyperparameters too (`--sagemaker_program ...`):
+    # keep the ones we know.
     known, _ = parser.parse_known_args(argv)
     return TrainConfig(**vars(known))
 
@@ -152,7 +165,8 @@ def main(argv=None) -> dict:
 
     # vocabulary, from the training part only, and the network. The network
     # draws its initial weights first of anything from torch's seeded RNG.
-    vocabulary = Vocabulary.build(train.tokens, config.vocab_size, config.buckets)
+    vocabulary = Vocabulary.build(train.tokens, config.vocab_size, config.buckets,
+                                  negation_scope=config.negation_scope)
     network = build_network(config, vocabulary)
     train.encode(vocabulary, config.max_len)
     valid.encode(vocabulary, config.max_len)

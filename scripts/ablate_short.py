@@ -4,9 +4,10 @@
 
 Trains one variant per change with `critic train` (test/ is never read),
 reusing the word2vec vectors between runs (--word2vec-cache: the same
-vectors a run without it makes), then measures each artifact. The shipped
-model (the defaults) is measured from its artifact and its
-training-metrics.json at BEFORE_REVISION. Writes RUNS/ablation_short.json and .md.
+vectors a run without it makes), then measures each artifact. The model
+shipped before issue 15 is measured from its artifact and its
+training-metrics.json at BEFORE_REVISION; "shipped" is trained by today's
+defaults (model/artifact's weights). Writes RUNS/ablation_short.json and .md.
 
     .venv/bin/python scripts/ablate_short.py --data ../shared/data/aclImdb_v1.tar.gz [--bench]
 
@@ -21,16 +22,24 @@ import sys
 
 from ablation import REPO, arguments, critic
 
-EXAMPLES = ["--short-clauses", "60000", "--negation-flips", "30000", "--contrast-joins", "30000"]
-# (name, what it shows, options of `critic train` on top of the defaults; None: the shipped artifact)
+# The defaults before issue 15 shipped its changes: the rows measured against them say so on top of today's.
+BEFORE = ["--negation-scope", "false", "--negation-flips", "0", "--contrast-joins", "0"]
+EXAMPLES = [*BEFORE, "--short-clauses", "60000", "--negation-flips", "30000", "--contrast-joins", "30000"]
+# (name, what it shows, options of `critic train` on top of the defaults; None: the artifact shipped before)
 VARIANTS = [
-    ("shipped", "shipped: full reviews only, fixed blend (the defaults)", None),
-    ("clauses", "+ 60,000 teacher-filtered clauses", ["--short-clauses", "60000"]),
+    ("before", "shipped before issue 15: full reviews only, fixed blend", None),
+    ("clauses", "+ 60,000 teacher-filtered clauses", [*BEFORE, "--short-clauses", "60000"]),
     ("augmented", "+ negation flips (with originals) and contrast joins", EXAMPLES),
     ("augmented-gate", "+ length-aware blend", [*EXAMPLES, "--blend", "length"]),
     ("synthetic-only", "full reviews + negation flips (with originals) and 10,000 joins, no clauses, fixed blend",
-     ["--negation-flips", "30000", "--contrast-joins", "10000"]),
-    ("synthetic-3k", "the same with 3,000 joins", ["--negation-flips", "30000", "--contrast-joins", "3000"]),
+     [*BEFORE, "--negation-flips", "30000", "--contrast-joins", "10000"]),
+    ("synthetic-3k", "the same with 3,000 joins", [*BEFORE, "--negation-flips", "30000", "--contrast-joins", "3000"]),
+    ("negscope", "the bag reads words after a negation as features of their own, full reviews only",
+     ["--negation-flips", "0", "--contrast-joins", "0"]),
+    ("shipped", "shipped (the defaults): the negation-scoped bag, and the LSTM with negation flips and 3,000 joins",
+     []),
+    ("negscope-synthetic", "the negation-scoped bag, and the LSTM with negation flips and 10,000 joins",
+     ["--contrast-joins", "10000"]),
 ]
 BEFORE_REVISION = "4836df5"
 
@@ -82,7 +91,8 @@ def main() -> None:
     for r in rows:
         caps, sents = r["suite_capabilities"], r["sentences"]
         speed = f"{r['reviews_per_second']:,.0f}" if r["reviews_per_second"] else "–"
-        opts = f"`{' '.join(r['options'])}`" if r["options"] is not None else "model/artifact (the defaults)"
+        opts = (f"`{' '.join(r['options'])}`" if r["options"] else "(defaults)") if r["options"] is not None \
+            else f"model/artifact at {BEFORE_REVISION}"
         lines.append(f"| {r['meaning']} | {r['suite']:.1%} | {caps['negated positive']:.0%} / "
                      f"{caps['negated negative']:.0%} | {caps['contrast']:.0%} | {sents['first sentence']:.2%} / "
                      f"{sents['last sentence']:.2%} | {sents['with negation']:.2%} / {sents['with contrast']:.2%} | "

@@ -116,7 +116,7 @@ def split_data(argv: list[str]) -> tuple[str | None, list[str]]:
 def hyperparameters(argv: list[str]) -> dict[str, object]:
     """train.py's options as SageMaker hyperparameters: {"epochs": 3, "no-lstm": True}.
     SageMaker hands them back to the script as `--epochs 3 --no-lstm True`
-    (argparse takes the flag and leaves "True" unused). Only options that
+    (train.py reads a flag's value: `--negation-scope False` turns one off). Only options that
     differ from train.py's defaults are sent; unknown options are refused."""
     from model import train
 

@@ -17,6 +17,8 @@ from model.scorer import collate
 
 WORDS = ["great", "awful", "film", "not", "the", "plot", "café", "οδος", "שלום", "!", "."]
 VOCABULARY = Vocabulary({w: i + 2 for i, w in enumerate(WORDS)}, buckets=97)
+# The shipped encoding: a word after "not" in its clause is a bag feature of its own.
+NEGATING = Vocabulary(VOCABULARY.words, buckets=97, negation_scope=True)
 FRAGMENTS = st.sampled_from([
     "great ", "awful ", "film", " the plot ", "don't", "isn’t ", "<br />", "<b>bold</b>", "<img src=x onerror=alert(1)>",
     "<script>great</script>", "&amp;", "&eacute;", "caf&eacute;", "&#x27;", "&frac12;", "&", "<", "\x00", "ﬁne",
@@ -42,9 +44,9 @@ def network(use_lstm: bool = True, bag: bool = True, gate: bool = False, seed: i
 NETWORKS = [network(), network(bag=False), network(use_lstm=False), network(gate=True)]
 
 
-def logit(net: SentimentLSTM, text: str) -> float:
+def logit(net: SentimentLSTM, text: str, vocabulary: Vocabulary = VOCABULARY) -> float:
     with torch.no_grad():
-        return float(net(*collate([VOCABULARY.encode(tokenize(text), net.config.max_len)]))[0])
+        return float(net(*collate([vocabulary.encode(tokenize(text), net.config.max_len)]))[0])
 
 
 def check(text: str, explanation) -> None:
@@ -55,25 +57,36 @@ def check(text: str, explanation) -> None:
         end = span["end"]
 
 
-@pytest.mark.parametrize("net", NETWORKS, ids=["both", "lstm", "bag", "gate"])
+@pytest.mark.parametrize("net, vocabulary", [*((net, VOCABULARY) for net in NETWORKS), (NETWORKS[0], NEGATING)],
+                         ids=["both", "lstm", "bag", "gate", "negation-scoped"])
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=REVIEWS)
-def test_spans_index_the_review_and_add_up_to_the_logit(net, text):
+def test_spans_index_the_review_and_add_up_to_the_logit(net, vocabulary, text):
     try:
-        explanation = explain(net, VOCABULARY, text)
+        explanation = explain(net, vocabulary, text)
     except ReviewError:
         assume(False)
     check(text, explanation)
     assert explanation["spans"]
     total = explanation["baseline"] + sum(span["contribution"] for span in explanation["spans"])
-    assert total == pytest.approx(logit(net, text), abs=0.01)
+    assert total == pytest.approx(logit(net, text, vocabulary), abs=0.01)
 
 
+@pytest.mark.parametrize("vocabulary", [VOCABULARY, NEGATING], ids=["plain", "negation-scoped"])
 @given(ids=st.lists(st.integers(1, VOCABULARY.vocab_size - 1), min_size=1, max_size=30).map(np.array))
-def test_occurrences_are_the_bag_and_its_places(ids):
-    features, starts, widths = VOCABULARY.occurrences(ids)
-    assert np.array_equal(np.unique(features), VOCABULARY.bag(ids))
+def test_occurrences_are_the_bag_and_its_places(vocabulary, ids):
+    features, starts, widths = vocabulary.occurrences(ids)
+    assert np.array_equal(np.unique(features), vocabulary.bag(ids))
     assert ((starts >= 0) & (starts + widths <= len(ids))).all()
+
+
+def test_a_negated_word_carries_its_negated_feature_not_the_plain_one():
+    net = network(use_lstm=False)
+    weight = net.bag.weight.detach()[:, 0].double().numpy()
+    plain, negated = (v.occurrences(v.ids(["not", "great"]))[0] for v in (VOCABULARY, NEGATING))
+    assert plain[1] == VOCABULARY.words["great"] and negated[1] != plain[1]  # same place, its own feature
+    parts = attribute(net, NEGATING, "not great").per_token
+    assert parts[1] == pytest.approx(weight[negated[1]] + weight[negated[-1]] / 2)
 
 
 def test_a_words_bag_weight_lands_on_it_and_an_ngrams_on_its_words():
