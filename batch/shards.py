@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Iterator, Protocol
 
@@ -50,6 +51,9 @@ SHARDS_PER_INSTANCE = 4  # instances that finish early take the next shard's sha
 MAX_SHARDS = 1_000  # at 5 GiB each, S3's largest object (5 TB)
 DEFAULT_SHARD_ABOVE_MB = 256  # template.yaml's ShardAboveMB
 SEARCH_WINDOW = 64 * 1024  # bytes read at a time while looking for the newline after a cut
+# Time the function needs after the split (the plan's PutObject, CreateTransformJob, or a Skipped status
+# and the clean-up): a few requests of tens of milliseconds, each allowed a 5 s connect and some retries.
+SPLIT_RESERVE_SECONDS = 10.0
 
 
 class ObjectStore(Protocol):
@@ -101,6 +105,25 @@ class LineTooLong(Exception):
 
 class TooBig(Exception):
     """More shards than a job takes."""
+
+
+class OutOfTime(Exception):
+    """The split would not end before the function's deadline: stopped
+    between two shards, with what it had done and the rate it saw."""
+
+    def __init__(self, written: list[str], shards: int, copied: int, size: int, seconds: float,
+                 budget_seconds: float):
+        self.written, self.shards, self.copied, self.size = written, shards, copied, size
+        self.seconds, self.budget_seconds = seconds, budget_seconds
+        rate = copied / seconds if copied and seconds > 0 else None
+        # What this function could split at that rate in the time it has (None: no shard finished to tell).
+        self.fits_bytes = int(rate * budget_seconds) if rate else None
+        super().__init__(
+            f"splitting needs more time than the function has: {len(written)} of {shards} shards "
+            f"({copied / MIB:,.1f} of {size / MIB:,.1f} MiB) copied in {seconds:.1f} s"
+            + (f", about {rate / MIB:,.1f} MiB/s, so about {self.fits_bytes / MIB:,.0f} MiB fit in its "
+               f"{budget_seconds:.0f} s" if rate else "")
+            + ". Upload the reviews as smaller files, or raise the batch function's Timeout (at most 900 s)")
 
 
 def should_shard(size: int | None, above_bytes: int, instances: int) -> bool:
@@ -223,12 +246,24 @@ def plan(store: ObjectStore, *, job: str, bucket: str, key: str, version: str | 
                 shards=bounds)
 
 
-def split(store: ObjectStore, shard_plan: Plan) -> list[str]:
-    """Write the plan's shards (each a one-part copy of its byte range); the shard keys."""
+def split(store: ObjectStore, shard_plan: Plan, seconds_left: Callable[[], float] = lambda: math.inf,
+          reserve: float = SPLIT_RESERVE_SECONDS, clock: Callable[[], float] = time.monotonic) -> list[str]:
+    """Write the plan's shards (each a one-part copy of its byte range); the shard keys.
+
+    A copy in flight cannot be stopped, so before each shard: if the time
+    left (`seconds_left`, the function's) would not hold that shard at the
+    rate seen so far, twice over, plus `reserve`, stop with OutOfTime rather
+    than be killed mid-way (which leaves no status, only retries)."""
     keys = shard_plan.shard_keys()
-    for key, (start, end) in zip(keys, shard_plan.shards):
+    started, copied, budget = clock(), 0, seconds_left() - reserve
+    for index, (key, (start, end)) in enumerate(zip(keys, shard_plan.shards)):
+        elapsed = clock() - started
+        needed = 2 * (end - start) * elapsed / copied if copied else 0.0
+        if seconds_left() - reserve < needed or seconds_left() < reserve:
+            raise OutOfTime(keys[:index], len(keys), copied, shard_plan.size, elapsed, budget)
         source = Source(shard_plan.bucket, shard_plan.key, start, end, shard_plan.version)
         store.write_parts(shard_plan.staging_bucket, key, [Part(source=source)])
+        copied += end - start
     return keys
 
 

@@ -22,7 +22,9 @@ records of one message that were submitted are duplicates when it returns.
 
 Big uploads: above SHARD_ABOVE_MB (MiB) with more than one instance, the
 upload is split into line-aligned shards inside S3 and one job reads them all
-(batch/shards.py, docs/sharding.md); a line too long to split at is Skipped.
+(batch/shards.py, docs/sharding.md); a line too long to split at is Skipped,
+and so is a file whose split would outlast the invocation (the reason says
+how many MiB fit at the copy rate it saw).
 
 Environment: MODEL_NAME, OUTPUT_BUCKET, JOB_NAME_PREFIX, BATCH_INSTANCE_TYPE,
 BATCH_INSTANCE_COUNT, MAX_PAYLOAD_MB, UPLOADS_QUEUE_URL, FAILED_EVENTS_QUEUE_URL,
@@ -33,8 +35,10 @@ from __future__ import annotations
 
 import json
 import os
+import math
 import time
 from datetime import datetime, timezone
+from typing import Callable
 from urllib.parse import unquote_plus
 
 import boto3
@@ -74,6 +78,11 @@ s3 = boto3.client("s3", config=_config)
 sqs = boto3.client("sqs", config=_config)
 store = S3Store(s3)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def no_deadline() -> float:
+    """Seconds left outside a Lambda invocation (tests, scripts): no limit."""
+    return math.inf
 
 
 class SubmitFailed(Exception):
@@ -142,7 +151,8 @@ def existing_job_for(name: str, request: dict) -> str | None:
     return job["TransformJobStatus"] if transformjob.input_uri(job) == transformjob.input_uri(request) else None
 
 
-def submit(bucket: str, key: str, version: str, size: int | None = None, version_id: str | None = None) -> dict:
+def submit(bucket: str, key: str, version: str, size: int | None = None, version_id: str | None = None,
+           seconds_left: Callable[[], float] = no_deadline) -> dict:
     name = jobs.job_name(JOB_NAME_PREFIX, bucket, key, version)
     sharded = shards.should_shard(size, SHARD_ABOVE_BYTES, INSTANCE_COUNT)
     request = jobs.transform_job_request(
@@ -157,7 +167,7 @@ def submit(bucket: str, key: str, version: str, size: int | None = None, version
         sharded=sharded,
     )
     if sharded:
-        return submit_sharded(request, bucket, key, size, version_id)
+        return submit_sharded(request, bucket, key, size, version_id, seconds_left)
     if not check_only_object(bucket, key):
         logger.warning("skipped: the object no longer exists", extra={"job": name})
         metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=1)
@@ -165,9 +175,12 @@ def submit(bucket: str, key: str, version: str, size: int | None = None, version
     return create_job(request)
 
 
-def submit_sharded(request: dict, bucket: str, key: str, size: int, version_id: str | None) -> dict:
+def submit_sharded(request: dict, bucket: str, key: str, size: int, version_id: str | None,
+                   seconds_left: Callable[[], float] = no_deadline) -> dict:
     """Split the upload into shards (copies inside S3), keep the plan for the
-    completion function, then create the one job that reads them all."""
+    completion function, then create the one job that reads them all. A split
+    that would outlast the function (`seconds_left`) is Skipped with its
+    reason and the size that fits."""
     name = request["TransformJobName"]
     status = existing_job_for(name, request)
     if status is not None:  # a duplicate delivery: the shards were written before the job was created
@@ -189,7 +202,14 @@ def submit_sharded(request: dict, bucket: str, key: str, size: int, version_id: 
         metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=1)
         return {"outcome": "skipped", "reason": "object no longer exists", "job": name}
     started = time.monotonic()
-    shards.split(store, plan)
+    try:
+        shards.split(store, plan, seconds_left)
+    except shards.OutOfTime as late:
+        store.delete(plan.staging_bucket, late.written)  # what it wrote; the lifecycle rule takes any left
+        logger.warning("split stopped before the deadline", extra={
+            "job": name, "bytes": size, "copied_bytes": late.copied, "split_seconds": round(late.seconds, 3),
+            "fits_bytes": late.fits_bytes})
+        return {**refuse(bucket, key, str(late)), "job": name}
     store.put(OUTPUT_BUCKET, shards.plan_key(name), plan.to_json(), "application/json")
     logger.info("upload split into %d shards", len(plan.shards), extra={
         "job": name, "bytes": size, "split_seconds": round(time.monotonic() - started, 3)})
@@ -249,7 +269,7 @@ def refuse(bucket: str, key: str, reason: str) -> dict:
     return {"outcome": "skipped", "reason": reason, "status": f"s3://{OUTPUT_BUCKET}/{status_key}"}
 
 
-def handle_record(record: S3EventRecord) -> dict:
+def handle_record(record: S3EventRecord, seconds_left: Callable[[], float] = no_deadline) -> dict:
     bucket = record.s3.bucket.name
     obj = record.s3.get_object
     key = unquote_plus(obj.key)
@@ -267,10 +287,10 @@ def handle_record(record: S3EventRecord) -> dict:
     if problem:
         return {**base, **refuse(bucket, key, problem)}
     return {**base, **submit(bucket, key, jobs.object_version(obj.version_id, obj.etag), obj.get("size"),
-                             obj.version_id)}
+                             obj.version_id, seconds_left)}
 
 
-def handle_upload_event(event: S3Event) -> dict:
+def handle_upload_event(event: S3Event, seconds_left: Callable[[], float] = no_deadline) -> dict:
     """Submit a job for each upload of one S3 event. Raises NoCapacity naming
     the records that must wait (when no other record failed), or SubmitFailed
     naming the failed ones (after trying all of them)."""
@@ -281,7 +301,7 @@ def handle_upload_event(event: S3Event) -> dict:
     results, failures, waiting, refusal = [], [], [], None
     for record in event.records:
         try:
-            results.append(handle_record(record))
+            results.append(handle_record(record, seconds_left))
         except NoCapacity as wait:
             waiting.append(record.raw_event)
             refusal = str(wait)
@@ -335,7 +355,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict:
         body = json.loads(record.body)
         if not isinstance(body, dict):
             raise InputError("the message is not a JSON object")
-        return handle_upload_event(S3Event(body))
+        return handle_upload_event(S3Event(body), lambda: lambda_context.get_remaining_time_in_millis() / 1000)
     except NoCapacity as wait:
         return wait_for_capacity(record, wait, time.time(), lambda_context.invoked_function_arn)
     except Exception as error:

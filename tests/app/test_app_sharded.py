@@ -151,6 +151,45 @@ def test_a_line_too_long_to_score_is_skipped_with_its_reason(batch, s3):
     assert status["status"] == "Skipped" and "cannot be split" in status["failureReason"]
 
 
+def test_a_split_that_would_outlast_the_invocation_is_skipped_and_cleaned_up(batch, s3, monkeypatch):
+    app, sm = batch
+    event = upload(s3, REVIEWS)
+    name = name_of(KEY, event["Records"][0]["s3"]["object"]["versionId"])
+    sm.add_client_error("describe_transform_job", service_error_code="ValidationException",
+                        service_message="Could not find requested job with name " + name)
+    written = []
+    write_parts = app.store.write_parts
+    monkeypatch.setattr(app.store, "write_parts", lambda *args: (written.append(args[1]), write_parts(*args)))
+    # the invocation's clock: plenty for three shards, then under the reserve
+    result = app.handle_upload_event(S3Event(event), lambda: 100.0 if len(written) < 3 else 5.0)["results"][0]
+    assert result["outcome"] == "skipped" and "3 of 8 shards" in result["reason"]  # no job (the Stubber has none)
+    status = json.loads(s3.get_object(Bucket=OUTPUT, Key=f"{KEY}.status.json")["Body"].read())
+    assert status["status"] == "Skipped" and "splitting needs more time than the function has" in status["failureReason"]
+    assert "MiB fit in its 90 s" in status["failureReason"]
+    assert "Contents" not in s3.list_objects_v2(Bucket=INPUT, Prefix="critic-shards/")  # the 3 shards removed
+    assert "Contents" not in s3.list_objects_v2(Bucket=OUTPUT, Prefix="critic-shards/")  # no plan
+
+
+def test_the_invocations_remaining_time_is_the_splits_deadline(batch, s3):
+    from aws_lambda_powertools.utilities.data_classes import SQSRecord
+
+    from app_support import FakeLambdaContext
+
+    class AlmostOut(FakeLambdaContext):
+        def get_remaining_time_in_millis(self) -> int:
+            return 4_000
+
+    app, sm = batch
+    event = upload(s3, REVIEWS)
+    name = name_of(KEY, event["Records"][0]["s3"]["object"]["versionId"])
+    sm.add_client_error("describe_transform_job", service_error_code="ValidationException",
+                        service_message="Could not find requested job with name " + name)
+    record = SQSRecord({"messageId": "m-1", "body": json.dumps(event), "attributes": {"ApproximateReceiveCount": "1"},
+                        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:uploads"})
+    result = app.record_handler(record, AlmostOut())["results"][0]
+    assert result["outcome"] == "skipped" and "0 of 8 shards" in result["reason"]
+
+
 def test_staging_objects_are_never_uploads():
     from batch import jobs
     assert "shard" in jobs.skip_reason("critic-shards/job/in/00000.txt", 10)

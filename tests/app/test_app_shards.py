@@ -157,6 +157,54 @@ def test_plan_and_split_read_only_windows_and_copy_the_rest():
     assert shards.Plan.from_json(plan.to_json()) == plan
 
 
+class SlowStore(MemoryStore):
+    """A store whose copies take simulated time: `seconds_per_byte` each."""
+
+    def __init__(self, objects, seconds_per_byte: float):
+        super().__init__(objects)
+        self.now, self.seconds_per_byte = 0.0, seconds_per_byte
+
+    def write_parts(self, bucket, key, parts):
+        parts = list(parts)
+        self.now += sum(part.size for part in parts) * self.seconds_per_byte
+        super().write_parts(bucket, key, parts)
+
+
+def slow_split(seconds: float, seconds_per_byte: float, reserve: float = 10.0):
+    """A 188,890-byte file split in 16 shards by a function with `seconds` to
+    run: (the store, what split returned or raised)."""
+    data = b"".join(f"review number {n}\n".encode() for n in range(10_000))
+    store = SlowStore({("in", "big.txt"): data}, seconds_per_byte)
+    plan = shards.plan(store, job="job-1", bucket="in", key="big.txt", version=None, size=len(data), instances=4,
+                       max_line=1000, window=64)
+    try:
+        return store, shards.split(store, plan, seconds_left=lambda: seconds - store.now, reserve=reserve,
+                                   clock=lambda: store.now)
+    except shards.OutOfTime as late:
+        return store, late
+
+
+def test_a_split_with_time_enough_writes_every_shard():
+    store, keys = slow_split(seconds=60, seconds_per_byte=40 / 188_890)  # 40 s of copies, 10 s kept
+    assert len(keys) == 16 and store.now == pytest.approx(40)
+
+
+def test_a_split_that_would_outlast_the_function_stops_between_shards_with_what_fits():
+    store, late = slow_split(seconds=60, seconds_per_byte=100 / 188_890)  # 100 s of copies in a 60 s function
+    assert isinstance(late, shards.OutOfTime)
+    # stopped while the next shard, twice over, and the reserve still fit: never past the deadline
+    assert 0 < len(late.written) < 16 and store.now <= 60 - 10
+    assert late.copied == sum(len(store.objects[("in", key)]) for key in late.written)
+    assert late.budget_seconds == 50 and late.fits_bytes == pytest.approx(188_890 / 2, rel=1e-6)
+    assert f"{len(late.written)} of 16 shards" in str(late) and "smaller files" in str(late)
+
+
+def test_a_split_with_no_time_left_writes_nothing():
+    store, late = slow_split(seconds=5, seconds_per_byte=1e-9)
+    assert isinstance(late, shards.OutOfTime) and late.written == [] and late.fits_bytes is None
+    assert "0 of 16 shards" in str(late) and list(store.objects) == [("in", "big.txt")]
+
+
 # ------------------------------------------------------------ assembling
 
 
