@@ -86,6 +86,7 @@ class SentimentLSTM(nn.Module):
         ngrams: torch.Tensor | None = None,  # (N,) bag ids of all reviews, concatenated
         ngram_offsets: torch.Tensor | None = None,  # (B,) where each review's ids start
         bag_logits: torch.Tensor | None = None,  # (B,) given instead of ngrams (training's phase two)
+        embedding_noise: torch.Tensor | None = None,  # (B, T, E) added to the embedded words (adversarial training)
     ) -> torch.Tensor:
         """Logits of P(positive), shape (B,)."""
         logits = torch.zeros(len(lengths))
@@ -93,7 +94,10 @@ class SentimentLSTM(nn.Module):
             bag_logits = self.bag_logits(ngrams, ngram_offsets)
         lstm_logits = None
         if self.config.use_lstm:
-            states, _ = self.lstm(self.embedding(tokens))  # (B, T, H)
+            embedded = self.embedding(tokens)  # (B, T, E)
+            if embedding_noise is not None:
+                embedded = embedded + embedding_noise
+            states, _ = self.lstm(embedded)  # (B, T, H)
             last = states[torch.arange(len(lengths)), lengths - 1]  # each review's own last token
             lstm_logits = self.head(self.dropout(last)).squeeze(1)
         if self.config.length_gate:

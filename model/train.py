@@ -98,6 +98,9 @@ class TrainConfig:
                                         "much (the flips and joins are made of confident clauses)")
     clause_labels: str = option("teacher", "teacher: only confident clauses are kept; review: any clause, labelled "
                                            "by its review", choices=("teacher", "review"))
+    adversarial: float = option(0.0, "experiment (issue 15): adversarial training on the embeddings (Miyato et al., "
+                                     "2017): each batch also learns from its words moved by this L2 norm, per text, "
+                                     "in the direction that raises its loss most (0: off; tried with 2 and 5)")
     blend: str = option("fixed", "fixed: two weights, fitted on validation's reviews; length (experiment): they "
                                  "vary with the review's length, fitted on validation's reviews and the short "
                                  "examples made from them",
@@ -456,7 +459,7 @@ def train_lstm(network, optimizer, train: Reviews, valid: Reviews, train_bag_log
         started = time.time()
         bar = progress(batches(train.encoded, train_bag_logits, train.labels, config.batch_size, rng),
                        total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit=" batches")
-        train_loss, train_acc = train_epoch(network, optimizer, bar)
+        train_loss, train_acc = train_epoch(network, optimizer, bar, config.adversarial)
         valid_loss, valid_acc, _ = evaluate(network, valid.encoded, valid.labels, stacked)
         history.append({"epoch": epoch, "phase": 2, "train_loss": train_loss, "train_acc": train_acc,
                         "valid_loss": valid_loss, "valid_acc": valid_acc, "seconds": round(time.time() - started, 1)})
@@ -473,17 +476,29 @@ def train_lstm(network, optimizer, train: Reviews, valid: Reviews, train_bag_log
     return best
 
 
-def train_epoch(network, optimizer, batches_with_progress) -> tuple[float, float]:
-    """One pass over the training part: (mean loss, accuracy)."""
+def train_epoch(network, optimizer, batches_with_progress, adversarial: float = 0.0) -> tuple[float, float]:
+    """One pass over the training part: (mean loss, accuracy). With
+    `adversarial`, each batch's loss also counts the batch with every text's
+    embedded words moved by that L2 norm along the loss's gradient (the
+    worst small change, to first order): the LSTM learns verdicts that do
+    not hinge on one word's exact vector."""
     network.train()
     loss_fn = torch.nn.BCEWithLogitsLoss()
     seen, total_loss, correct = 0, 0.0, 0
     uses_bag = bool(network.config.ngram_size)
     for tokens, lengths, bag, targets in batches_with_progress:
-        logits = network(tokens, lengths, bag_logits=bag if uses_bag else None)
+        bag_logits = bag if uses_bag else None
+        noise = torch.zeros(*tokens.shape, network.config.embed_dim, requires_grad=True) if adversarial else None
+        logits = network(tokens, lengths, bag_logits=bag_logits, embedding_noise=noise)
         loss = loss_fn(logits, targets)
+        total = loss
+        if adversarial:
+            (gradient,) = torch.autograd.grad(loss, noise, retain_graph=True)
+            norms = gradient.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None]
+            worst = adversarial * gradient / norms  # padding gets none: its gradient is zero
+            total = loss + loss_fn(network(tokens, lengths, bag_logits=bag_logits, embedding_noise=worst), targets)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
         optimizer.step()
         seen += len(targets)

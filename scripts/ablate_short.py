@@ -40,6 +40,8 @@ VARIANTS = [
      []),
     ("negscope-synthetic", "the negation-scoped bag, and the LSTM with negation flips and 10,000 joins",
      ["--contrast-joins", "10000"]),
+    ("adversarial-2", "shipped + adversarial training on the embeddings, norm 2 per text", ["--adversarial", "2"]),
+    ("adversarial-5", "shipped + adversarial training on the embeddings, norm 5 per text", ["--adversarial", "5"]),
 ]
 BEFORE_REVISION = "4836df5"
 

@@ -52,3 +52,36 @@ def test_length_gate_weighs_each_branch_by_the_review_length():
         one_word = collate([([5], [5])])
         assert torch.allclose(gated(*one_word), plain.bag_logits(one_word[2], one_word[3]))
         assert torch.allclose(gated(*batch), torch.zeros(2))  # longer: the weight is clamped at 0
+
+
+def test_adversarial_training_moves_each_text_by_its_norm_along_the_loss_gradient():
+    from model.train import train_epoch
+
+    class Bar(list):
+        def set_postfix(self, **_):
+            pass
+
+    batch = collate([([5, 6, 7], [5]), ([8] * 6, [8])])
+    tokens, lengths, ngrams, offsets = batch
+    targets = torch.tensor([1.0, 0.0])
+    seen = []
+    network = _network()
+    forward = network.forward
+
+    def watched(*args, embedding_noise=None, **kwargs):
+        seen.append(embedding_noise)
+        return forward(*args, embedding_noise=embedding_noise, **kwargs)
+
+    network.forward = watched
+    bag_logits = network.bag_logits(ngrams, offsets).detach()
+    train_epoch(network, torch.optim.SGD(network.parameters(), lr=0.0), Bar([(tokens, lengths, bag_logits, targets)]),
+                adversarial=2.0)
+    clean, worst = seen
+    assert clean.abs().sum() == 0 and worst is not None
+    assert torch.allclose(worst.flatten(1).norm(dim=1), torch.tensor([2.0, 2.0]))  # each text moved by 2.0
+    assert worst[0, 3:].abs().sum() == 0  # the short text's padding is not moved
+    with torch.no_grad():  # and the move raises the loss, as the worst small change should
+        loss = torch.nn.functional.binary_cross_entropy_with_logits
+        network.forward = forward
+        assert loss(network(tokens, lengths, bag_logits=bag_logits, embedding_noise=worst), targets) > \
+            loss(network(tokens, lengths, bag_logits=bag_logits), targets)
