@@ -52,3 +52,14 @@ def development_views(reviews) -> dict[str, tuple[list[str], list[int]]]:
                 target[1].append(review.label)
     views["with negation"], views["with contrast"] = negation, contrast
     return views
+
+
+def view_figures(scores, labels) -> dict:
+    """One view's row of the report: its size, the share of positives, the
+    accuracy at 0.5 and the mean P(positive) (whose gap from the share is
+    the drift)."""
+    import numpy as np
+
+    probs, y = np.asarray(scores, dtype=float), np.asarray(labels)
+    return {"texts": len(y), "positive_share": float(y.mean()),
+            "accuracy": float(np.mean((probs >= 0.5) == (y == 1))), "mean_score": float(probs.mean())}

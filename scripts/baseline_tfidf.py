@@ -28,7 +28,7 @@ def main() -> None:
     from model.data import load_imdb, validation_split
     from model.preprocess import tokenize
     from model.report import binary_metrics
-    from model.sentences import development_views
+    from model.sentences import development_views, view_figures
     from model.suite import cases, pass_rates
     from model.train import TrainConfig
 
@@ -53,11 +53,7 @@ def main() -> None:
     suite = cases()
     (args.out / "suite.json").write_text(json.dumps(pass_rates(suite, score([c.text for c in suite]).tolist()),
                                                     indent=2))
-    report = {}
-    for view, (texts, labels) in development_views(valid).items():
-        probs, y = score(texts), np.array(labels)
-        report[view] = {"texts": len(texts), "positive_share": float(y.mean()),
-                        "accuracy": float(np.mean((probs >= 0.5) == (y == 1))), "mean_score": float(probs.mean())}
+    report = {view: view_figures(score(texts), labels) for view, (texts, labels) in development_views(valid).items()}
     (args.out / "sentences.json").write_text(json.dumps(report, indent=2))
     validation = binary_metrics([r.label for r in valid], score([r.text for r in valid]).tolist())
     (args.out / "metrics.json").write_text(json.dumps({"validation": validation, "training_seconds": None},

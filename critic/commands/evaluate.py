@@ -118,15 +118,12 @@ def load_sentence_views(data: str | None) -> dict:
 
 
 def run_sentences(scorer: OfflineScorer, views: dict, out: Path) -> dict:
-    import numpy as np
+    from model.sentences import view_figures
 
     report = {}
     print("| view | texts | positive | accuracy | mean P(positive) |\n| --- | --- | --- | --- | --- |")
     for view, (texts, labels) in views.items():
-        probs, y = np.array(score_reviews(scorer, texts, desc=view)), np.array(labels)
-        report[view] = {"texts": len(texts), "positive_share": float(y.mean()),
-                        "accuracy": float(np.mean((probs >= 0.5) == (y == 1))), "mean_score": float(probs.mean())}
-        row = report[view]
+        row = report[view] = view_figures(score_reviews(scorer, texts, desc=view), labels)
         print(f"| {view} | {row['texts']} | {row['positive_share']:.1%} | {row['accuracy']:.2%} | "
               f"{row['mean_score']:.3f} |")
     (out / "sentences.json").write_text(json.dumps(report, indent=2))
