@@ -33,9 +33,17 @@ import numpy as np
 
 CLAUSE_ENDS = frozenset({".", "!", "?", ",", ";", ":", "but", "(", ")", "\""})
 COPULAS = frozenset({"is", "was", "are", "were", "seemed", "looks", "looked", "felt"})
+# Wide flips also negate after a pronoun's contracted copula (the tokenizer keeps "it's" whole), IMDB's most
+# common way to give a verdict: "it's great" / "it's not great".
+CONTRACTED_COPULAS = frozenset({"it's", "that's", "they're", "he's", "she's", "remains"})
+FLIP_FORMS = ("plain", "hedged", "wide")
 NEGATIONS = frozenset({"not", "no", "never", "nothing", "hardly", "nor", "neither", "nobody", "none", "without"})
 # After a copula these start no verdict ("is no plot", "was supposed to", "is to die for").
 NOT_A_VERDICT = NEGATIONS | {"to", "supposed", "going", "about", "like", "one", "a", "an", "the"}
+# Hedged flips (`hedges`): the negation put in is one of these, so the LSTM learns "hardly", "far from" and
+# "never" as it learns "not" (IMDB rarely puts them before a verdict); "not" stays the most common.
+HEDGES = (("not",), ("not",), ("never",), ("hardly",), ("far", "from"))
+DETERMINERS = frozenset({"a", "an"})  # hedged flips also negate "was a masterpiece" ("was hardly a masterpiece")
 INTENSIFIERS = frozenset({"very", "really", "so", "too", "quite", "truly", "pretty", "absolutely", "extremely",
                           "incredibly", "utterly", "totally", "rather", "that", "at", "all", "even"})
 # "i loved it" -> "i did not love it": verbs of liking after "i" or "we", negated.
@@ -89,19 +97,25 @@ def confident_clauses(token_lists, labels, teacher: Teacher, margin: float) -> l
     return kept
 
 
-def negation_flip(clause: Clause, teacher: Teacher, word_margin: float) -> Clause | None:
+def negation_flip(clause: Clause, teacher: Teacher, word_margin: float,
+                  rng: random.Random | None = None, copulas: frozenset = COPULAS) -> Clause | None:
     """The clause with its copula negated (or un-negated) and its label
-    flipped; None when its verdict does not sit right after a copula."""
+    flipped; None when its verdict does not sit right after a copula. With
+    rng (hedged flips), the negation put in is drawn from HEDGES, one of them
+    (or "never") is also taken out, and a verdict after "a"/"an" counts."""
     tokens, sign = clause.tokens, 1 if clause.label == 1 else -1
+    hedged = rng is not None
+    cues = HEDGES if hedged else (("not",),)
+    skipped = INTENSIFIERS | DETERMINERS if hedged else INTENSIFIERS
     for i, token in enumerate(tokens[:-1]):
-        if token not in COPULAS:
+        if token not in copulas:
             continue
-        negated = tokens[i + 1] in ("not", "never")
-        j = i + 2 if negated else i + 1
-        while j < len(tokens) and tokens[j] in INTENSIFIERS:
+        cue = next((c for c in (*cues, ("never",)) if tuple(tokens[i + 1 : i + 1 + len(c)]) == c), ())
+        j = i + 1 + len(cue)
+        while j < len(tokens) and tokens[j] in skipped:
             j += 1
         # One negation at most, the copula's own: "I'm not saying it is not good" does not flip simply.
-        others = sum(t in NEGATIONS for t in tokens) - negated
+        others = sum(t in NEGATIONS for t in tokens) - sum(t in NEGATIONS for t in cue)
         if j >= len(tokens) or others or tokens[j] in NOT_A_VERDICT:
             return None
         # The verdict must sit in that word: the clause without it scores near zero (or the other way) and the
@@ -109,7 +123,8 @@ def negation_flip(clause: Clause, teacher: Teacher, word_margin: float) -> Claus
         rest = teacher.score(tokens[:j] + tokens[j + 1 :]) * sign
         if rest > word_margin / 2 or teacher.score(tokens) * sign - rest < word_margin:
             return None
-        flipped = tokens[: i + 1] + tokens[i + 2 :] if negated else tokens[: i + 1] + ["not"] + tokens[i + 1 :]
+        put = list(rng.choice(HEDGES)) if hedged else ["not"]
+        flipped = tokens[: i + 1] + tokens[i + 1 + len(cue) :] if cue else tokens[: i + 1] + put + tokens[i + 1 :]
         return Clause(flipped, 1 - clause.label)
     for i, token in enumerate(tokens[1:], 1):
         if token in VERB_NEGATIONS and tokens[i - 1] in ("i", "we") and not any(t in NEGATIONS for t in tokens):
@@ -133,10 +148,13 @@ def contrast_join(first: Clause, second: Clause, rng: random.Random) -> Clause:
 
 
 def short_examples(token_lists, labels, teacher: Teacher, *, clauses_kept: int, flips: int, joins: int,
-                   margin: float, word_margin: float, seed: int, filtered: bool = True) -> list[Clause]:
+                   margin: float, word_margin: float, seed: int, filtered: bool = True,
+                   forms: str = "plain") -> list[Clause]:
     """Up to clauses_kept clauses (each ends with "."): confident ones, or
     (filtered False) any, labelled by their review; up to flips negation flips
-    and joins contrast joins of confident ones; in a seeded order."""
+    and joins contrast joins of confident ones; in a seeded order. forms:
+    "plain" flips put in "not"; "hedged" ones one of HEDGES, also after
+    "a"/"an"; "wide" ones also after CONTRACTED_COPULAS."""
     rng = random.Random(seed)
     confident = confident_clauses(token_lists, labels, teacher, margin)
     rng.shuffle(confident)
@@ -146,7 +164,9 @@ def short_examples(token_lists, labels, teacher: Teacher, *, clauses_kept: int, 
         rng.shuffle(kept)
     # Each flip comes with its original: the pair, which differs by "not" alone, teaches what "not" does. (Flips
     # alone would teach that a positive word makes a short text negative.)
-    pairs = [(c, f) for c in confident if (f := negation_flip(c, teacher, word_margin))][:flips]
+    flip_rng = random.Random(seed + 1) if forms != "plain" else None  # its own stream: the joins stay as they were
+    copulas = COPULAS | CONTRACTED_COPULAS if forms == "wide" else COPULAS
+    pairs = [(c, f) for c in confident if (f := negation_flip(c, teacher, word_margin, flip_rng, copulas))][:flips]
     positive = [c for c in confident if c.label == 1]
     negative = [c for c in confident if c.label == 0]
     joined = []

@@ -34,6 +34,7 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 
+from model.augment import FLIP_FORMS
 from model.data import load_imdb, movie_folds, validation_split
 from model.encoding import Vocabulary
 from model.network import SentimentConfig, SentimentLSTM
@@ -92,6 +93,10 @@ class TrainConfig:
     negation_flips: int = option(30_000, "phase two also learns from this many confident clauses with their copula "
                                          "or verb negated or un-negated and the label flipped, each beside its "
                                          "original (model/augment.py; 0: none)")
+    flip_forms: str = option("plain", "plain: the flips put \"not\" before an adjective; hedged: also \"never\", "
+                                      "\"hardly\" and \"far from\", and before \"a\"/\"an\" (\"was hardly a "
+                                      "masterpiece\"); wide: also after \"it's\", \"that's\", \"they're\"",
+                             choices=FLIP_FORMS)
     contrast_joins: int = option(3_000, "and from this many pairs of them joined by \"but\" (or \"and\" when "
                                         "alike), labelled by the second (0: none)")
     teacher_margin: float = option(0.5, "a clause is confident when the bag scores it on its review's side by this "
@@ -110,11 +115,21 @@ class TrainConfig:
     lr: float = option(3e-3)
     weight_decay: float = option(1e-4)
     patience: int = option(2, "epochs without validation gain before stopping")
+    average_from: int = option(0, "experiment (issue 15): the LSTM shipped is the mean of its weights at the end "
+                                  "of this epoch and every later one (stochastic weight averaging, Izmailov et "
+                                  "al., 2018), all --epochs run; 0: the epoch with the best validation accuracy")
     valid_fraction: float = option(0.1)
     limit: int = option(0, "use only this many training reviews (smoke runs)")
     seed: int = option(1337)
+    init_seed: int = option(-1, "experiments: the seed of the initial weights and the batch order only (-1: "
+                                "--seed); the split, word2vec and the examples keep --seed, so runs differ only "
+                                "in what training draws (how much a figure moves between runs)")
     threads: int = option(0, "torch threads (0: all cores)")
     resume: bool = option(False, "continue from the model dir's checkpoint")
+
+    @property
+    def training_seed(self) -> int:
+        return self.seed if self.init_seed < 0 else self.init_seed
 
 
 def truth(text: str) -> bool:
@@ -154,7 +169,7 @@ def main(argv=None) -> dict:
     config = parse_args(argv)
     started = time.time()
     random.seed(config.seed)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.training_seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -223,6 +238,7 @@ def main(argv=None) -> dict:
     metrics = {
         "validation": binary_metrics(valid.labels, valid_probs),
         "best_epoch": best["epoch"],
+        "averaged_epochs": best.get("averaged", 0),
         "blend": blend_weights,
         "history": history,
         "config": network.config.to_dict(),
@@ -427,7 +443,7 @@ def short_examples_of(reviews: Reviews, network, vocabulary: Vocabulary, config:
     return short_examples(reviews.tokens, reviews.labels, teacher, clauses_kept=round(config.short_clauses * share),
                           flips=round(config.negation_flips * share), joins=round(config.contrast_joins * share),
                           margin=config.teacher_margin, word_margin=config.teacher_margin, seed=seed,
-                          filtered=config.clause_labels == "teacher")
+                          filtered=config.clause_labels == "teacher", forms=config.flip_forms)
 
 
 def with_short_examples(train: Reviews, train_bag_logits: np.ndarray, network, vocabulary: Vocabulary,
@@ -451,7 +467,7 @@ def train_lstm(network, optimizer, train: Reviews, valid: Reviews, train_bag_log
     """Epochs of the LSTM until config.epochs or config.patience epochs
     without validation gain, a checkpoint after each; appends to history and
     returns the best epoch (its figures and weights)."""
-    rng = random.Random(config.seed)
+    rng = random.Random(config.training_seed)
     for _ in range(epochs_done):  # replay the batch order of the epochs done
         list(batches(train.encoded, train_bag_logits, train.labels, config.batch_size, rng))
     steps_per_epoch = math.ceil(len(train.encoded) / config.batch_size)
@@ -466,14 +482,32 @@ def train_lstm(network, optimizer, train: Reviews, valid: Reviews, train_bag_log
         # SageMaker's metric definitions read these lines from the log.
         print(f"epoch={epoch} train_loss={train_loss:.4f} train_acc={train_acc:.4f} "
               f"valid_loss={valid_loss:.4f} valid_acc={valid_acc:.4f}", flush=True)
+        if config.average_from and epoch >= config.average_from:
+            best = averaged(network, best, epoch, valid, stacked)
         # Chosen by validation accuracy, the figure reported; loss breaks ties.
-        if (valid_acc, -valid_loss) > (best["valid_acc"], -best["valid_loss"]):
+        elif not config.average_from and (valid_acc, -valid_loss) > (best["valid_acc"], -best["valid_loss"]):
             best = {"valid_acc": valid_acc, "valid_loss": valid_loss, "epoch": epoch, "state": clone_state(network)}
         save_checkpoint(checkpoint_path, network, optimizer, history, best, train_bag_logits)
-        if epoch - best["epoch"] >= config.patience:
+        if not config.average_from and epoch - best["epoch"] >= config.patience:
             print(f"early stop: no validation gain since epoch {best['epoch']}", file=sys.stderr)
             break
     return best
+
+
+def averaged(network, best: dict, epoch: int, valid: "Reviews", stacked: bool) -> dict:
+    """Weight averaging: `best` with this epoch's weights folded into its
+    running mean, and that mean's validation figures. Between epochs of one
+    run the weights stay in one basin, so their mean is a network of its own
+    (flatter, and not one epoch picked by a validation figure that moves by
+    noise)."""
+    now, count = clone_state(network), best.get("averaged", 0)
+    mean = now if not count else {k: v + (now[k] - v) / (count + 1) for k, v in best["state"].items()}
+    network.load_state_dict(mean)
+    valid_loss, valid_acc, _ = evaluate(network, valid.encoded, valid.labels, stacked)
+    network.load_state_dict(now)  # training goes on from its own weights
+    print(f"weights averaged over {count + 1} epochs: valid_loss={valid_loss:.4f} valid_acc={valid_acc:.4f}",
+          file=sys.stderr)
+    return {"valid_acc": valid_acc, "valid_loss": valid_loss, "epoch": epoch, "averaged": count + 1, "state": mean}
 
 
 def train_epoch(network, optimizer, batches_with_progress, adversarial: float = 0.0) -> tuple[float, float]:

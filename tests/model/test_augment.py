@@ -4,16 +4,18 @@ import random
 
 import numpy as np
 
-from model.augment import Clause, Teacher, clauses, contrast_join, negation_flip, short_examples
+from model.augment import COPULAS, CONTRACTED_COPULAS, HEDGES, Clause, Teacher, clauses, contrast_join, negation_flip, short_examples
 from model.encoding import Vocabulary
 
 
 def _teacher():
-    words = ["the", "film", "was", "is", "great", "awful", "plot", "long", "i", "liked", "it", "not"]
+    words = ["the", "film", "was", "is", "great", "awful", "plot", "long", "i", "liked", "it", "not", "a",
+             "masterpiece", "hardly", "far", "from", "never"]
     vocabulary = Vocabulary({w: i + 2 for i, w in enumerate(words)}, buckets=0)
     weights = np.zeros(vocabulary.ngram_size, dtype=np.float32)
     weights[vocabulary.words["great"]], weights[vocabulary.words["awful"]] = 2.0, -2.0
     weights[vocabulary.words["liked"]] = 1.5
+    weights[vocabulary.words["masterpiece"]] = 2.0
     return Teacher(vocabulary, weights)
 
 
@@ -26,6 +28,32 @@ def test_negation_flips_only_where_the_verdict_follows_the_copula():
         "the film is not awful".split(), 1)
     assert negation_flip(Clause("the film was long".split(), 1), teacher, 0.5) is None  # no verdict there
     assert negation_flip(Clause("i liked it".split(), 1), teacher, 0.5) == Clause("i did not like it".split(), 0)
+
+
+def test_hedged_flips_vary_the_negation_and_read_past_a_determiner():
+    teacher, rng = _teacher(), random.Random(0)
+    put = {" ".join(negation_flip(Clause("the film was great".split(), 1), teacher, 0.5, rng).tokens)
+           for _ in range(200)}
+    assert put == {"the film was not great", "the film was never great", "the film was hardly great",
+                   "the film was far from great"}
+    # Taken out, with a teacher that reads a word after a negation as a feature of its own (the scoped bag).
+    scoped = Vocabulary(teacher.vocabulary.words, buckets=1009, negation_scope=True)
+    weights = np.zeros(scoped.ngram_size, dtype=np.float32)
+    weights[scoped.words["masterpiece"]] = 2.0
+    plain = np.union1d(scoped.bag(scoped.ids(["not"])), scoped.bag(scoped.ids(["masterpiece"])))
+    weights[np.setdiff1d(scoped.bag(scoped.ids("not masterpiece".split())), plain)] = -1.0  # "not-masterpiece", n-grams
+    for hedge in ("hardly", "never", "not"):
+        assert negation_flip(Clause(f"it was {hedge} a masterpiece".split(), 0), Teacher(scoped, weights), 0.5,
+                             rng) == Clause("it was a masterpiece".split(), 1), hedge
+    flipped = negation_flip(Clause("it was a masterpiece".split(), 1), teacher, 0.5, rng)
+    assert flipped.label == 0 and flipped.tokens[-2:] == ["a", "masterpiece"] and len(flipped.tokens) > 4
+    # Wide: also after a pronoun's contracted copula.
+    assert negation_flip(Clause("it's great".split(), 1), teacher, 0.5, rng) is None
+    wide = negation_flip(Clause("it's great".split(), 1), teacher, 0.5, rng, COPULAS | CONTRACTED_COPULAS)
+    assert wide.label == 0 and wide.tokens[0] == "it's" and tuple(wide.tokens[1:-1]) in HEDGES
+    # Without hedges, as before: "not" only, and no verdict after a determiner.
+    assert negation_flip(Clause("it was a masterpiece".split(), 1), teacher, 0.5) is None
+    assert negation_flip(Clause("it was hardly great".split(), 0), teacher, 0.5) is None
 
 
 def test_short_examples_keep_confident_clauses_and_join_opposites_by_the_second():

@@ -131,6 +131,26 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_model(tmp_pa
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_weight_averaging_ships_the_mean_of_the_epochs_weights(tmp_path, tiny_imdb_tarball, monkeypatch):
+    from model import train
+
+    after_each_epoch = []
+    save = train.save_checkpoint
+
+    def record(path, network, *args):
+        after_each_epoch.append({k: v.clone() for k, v in network.state_dict().items() if k.startswith("lstm.")})
+        save(path, network, *args)
+
+    monkeypatch.setattr(train, "save_checkpoint", record)
+    run, metrics = _train(tmp_path, tiny_imdb_tarball, "averaged", "--epochs", "3", "--average-from", "2")
+    assert metrics["averaged_epochs"] == 2 and [h["epoch"] for h in metrics["history"]][-3:] == [1, 2, 3]
+    shipped = torch.load(run / "model" / "model.pt", weights_only=True)
+    epoch_2, epoch_3 = after_each_epoch[-2:]  # the saves after epochs 2 and 3 (the first is before phase two)
+    for name, weights in epoch_3.items():
+        assert not torch.equal(weights, epoch_2[name])
+        assert torch.allclose(shipped[name].float(), (epoch_2[name] + weights) / 2, atol=1e-3)
+
+
 def test_the_blend_weighs_each_branch_by_what_it_knows():
     import numpy as np
 
@@ -181,6 +201,8 @@ def test_the_config_is_the_command_line_and_the_shipped_model_used_its_defaults(
     with pytest.raises(SystemExit):
         train.parse_args(["--no-bag", "maybe"])
     assert (config.model_dir, config.data) == ("/opt/ml/model", "/opt/ml/input/data/training")
+    # --init-seed reseeds what training draws, not the split (which --seed keeps)
+    assert (train.parse_args([]).training_seed, train.parse_args(["--init-seed", "2"]).training_seed) == (1337, 2)
     # the model card: every option of the command that made the shipped model is a default
     shipped = json.loads((repo_root / "model" / "artifact" / "training-metrics.json").read_text())["args"]
     defaults = asdict(train.TrainConfig())
@@ -188,7 +210,7 @@ def test_the_config_is_the_command_line_and_the_shipped_model_used_its_defaults(
     # without it makes (the next test), and the thread count changes speed only.
     run_settings = ("data", "model_dir", "output_dir", "word2vec_cache", "threads")
     # Options added after the shipped model's run: their defaults must leave its training as it was.
-    added_since = {"adversarial": 0.0}
+    added_since = {"adversarial": 0.0, "flip_forms": "plain", "init_seed": -1, "average_from": 0}
     assert {**added_since, **{k: v for k, v in shipped.items() if k not in run_settings}} == {
         k: v for k, v in defaults.items() if k not in run_settings}
 
