@@ -10,7 +10,10 @@ shows a drift towards one side.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from pathlib import Path
 
 from model.preprocess import strip_html
 
@@ -20,6 +23,16 @@ MIN_WORDS = 3
 # a negation, and words that join two clauses in contrast.
 NEGATIONS = frozenset({"not", "no", "never", "nothing", "hardly", "nor", "neither", "nobody", "none", "without"})
 CONTRASTS = frozenset({"but", "though", "although", "however", "yet", "despite", "while", "whereas"})
+
+
+# Sentences of the negation and contrast views labelled by reading each one alone (README of the file: its
+# "about"), keyed by sentence_key: the dataset's text stays out of the repository.
+READ_ALONE = Path(__file__).with_name("sentences_read_alone.json")
+VERDICTS = {"positive": 1, "negative": 0}  # "neither" (plot, facts, unclear alone) is left out
+
+
+def sentence_key(sentence: str) -> str:
+    return hashlib.sha1(sentence.encode()).hexdigest()[:12]
 
 
 def sentences(text: str) -> list[str]:
@@ -33,7 +46,9 @@ def development_views(reviews) -> dict[str, tuple[list[str], list[int]]]:
     - "full review", "first sentence", "last sentence": one text per review;
     - "with negation", "with contrast": the first and last sentences that have
       a negation, and those that have a contrast word but no negation
-      (proxies for the held-out sets issue 15 names)."""
+      (proxies for the held-out sets issue 15 names);
+    - "..., read alone": those of them that READ_ALONE labels positive or
+      negative, with that label instead of their review's."""
     from model.preprocess import tokenize
 
     kept = [(r, sentences(r.text)) for r in reviews]
@@ -51,6 +66,12 @@ def development_views(reviews) -> dict[str, tuple[list[str], list[int]]]:
                 target[0].append(sentence)
                 target[1].append(review.label)
     views["with negation"], views["with contrast"] = negation, contrast
+    if READ_ALONE.exists():
+        read_alone = json.loads(READ_ALONE.read_text())["labels"]
+        for view in ("with negation", "with contrast"):
+            kept = [(t, VERDICTS[read_alone[k]]) for t in views[view][0]
+                    if read_alone.get(k := sentence_key(t)) in VERDICTS]
+            views[f"{view}, read alone"] = ([t for t, _ in kept], [label for _, label in kept])
     return views
 
 

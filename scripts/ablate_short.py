@@ -54,6 +54,18 @@ VARIANTS = [
      ["--epochs", "4", "--average-from", "2", "--init-seed", "2"]),
     ("avg-init3", "shipped, the LSTM's weights averaged over epochs 2-4, other initial weights and batch order",
      ["--epochs", "4", "--average-from", "2", "--init-seed", "3"]),
+    ("avg5", "shipped, the LSTM's weights averaged over epochs 2-5",
+     ["--epochs", "5", "--average-from", "2"]),
+    ("avg5-init2", "shipped, the LSTM's weights averaged over epochs 2-5, other initial weights and batch order",
+     ["--epochs", "5", "--average-from", "2", "--init-seed", "2"]),
+    ("avg13", "shipped, the LSTM's weights averaged over epochs 1-3",
+     ["--epochs", "3", "--average-from", "1"]),
+    ("avg13-init2", "shipped, the LSTM's weights averaged over epochs 1-3, other initial weights and batch order",
+     ["--epochs", "3", "--average-from", "1", "--init-seed", "2"]),
+    ("avg13-init3", "shipped, the LSTM's weights averaged over epochs 1-3, other initial weights and batch order",
+     ["--epochs", "3", "--average-from", "1", "--init-seed", "3"]),
+    ("hedges-avg13", "hedged flips, weights averaged over epochs 1-3",
+     ["--flip-forms", "hedged", "--epochs", "3", "--average-from", "1"]),
     ("hedges-avg", "hedged flips, weights averaged over epochs 2-4",
      ["--flip-forms", "hedged", "--epochs", "4", "--average-from", "2"]),
     ("hedges-avg-init2", "hedged flips, weights averaged over epochs 2-4, other initial weights and batch order",
@@ -89,7 +101,7 @@ def main() -> None:
         artifact = str(run / "model.tar.gz")
         if not (run / "suite.json").exists():
             critic("evaluate", "--suite", "--artifact", artifact, "--out", str(run), "--workers", "1")
-        if not (run / "sentences.json").exists():
+        if not (run / "sentences.json").exists() or "with negation, read alone" not in (run / "sentences.json").read_text():
             critic("evaluate", "--sentences", "--data", args.data, "--artifact", artifact, "--out", str(run),
                    "--workers", "1")
         if args.bench and not (run / "bench.json").exists():
@@ -108,8 +120,8 @@ def main() -> None:
                      "training_seconds": metrics["training_seconds"]})
     (args.runs / "ablation_short.json").write_text(json.dumps(rows, indent=2))
     lines = ["| variant | suite | negated pos. / neg. | contrast | first / last sentence | negation / contrast "
-             "sentences | validation acc. (ROC AUC) | reviews/s | `critic train` options |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "sentences | the same, read alone | validation acc. (ROC AUC) | reviews/s | `critic train` options |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         caps, sents = r["suite_capabilities"], r["sentences"]
         speed = f"{r['reviews_per_second']:,.0f}" if r["reviews_per_second"] else "–"
@@ -118,9 +130,43 @@ def main() -> None:
         lines.append(f"| {r['meaning']} | {r['suite']:.1%} | {caps['negated positive']:.0%} / "
                      f"{caps['negated negative']:.0%} | {caps['contrast']:.0%} | {sents['first sentence']:.2%} / "
                      f"{sents['last sentence']:.2%} | {sents['with negation']:.2%} / {sents['with contrast']:.2%} | "
+                     f"{read_alone(sents)} | "
                      f"{r['valid_acc']:.2%} ({r['valid_auc']:.4f}) | {speed} | {opts} |")
+    lines += ["", *spread_table(rows)]
     (args.runs / "ablation_short.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def read_alone(sentences: dict) -> str:
+    """The hand-labelled views' cell (runs measured before they existed have none)."""
+    views = ("with negation, read alone", "with contrast, read alone")
+    return " / ".join(f"{sentences[v]:.2%}" for v in views) if all(v in sentences for v in views) else "–"
+
+
+def spread_table(rows: list[dict]) -> list[str]:
+    """Variants run with several --init-seed values (NAME, NAME-init2, ...):
+    the mean of each figure and its range over the runs, which is how far one
+    run's figure can move by chance alone."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["name"].split("-init")[0], []).append(r)
+    columns = {"suite": lambda r: r["suite"], "first sentence": lambda r: r["sentences"]["first sentence"],
+               "last sentence": lambda r: r["sentences"]["last sentence"],
+               "with negation": lambda r: r["sentences"]["with negation"],
+               "with contrast": lambda r: r["sentences"]["with contrast"],
+               "with negation, read alone": lambda r: r["sentences"]["with negation, read alone"],
+               "with contrast, read alone": lambda r: r["sentences"]["with contrast, read alone"],
+               "validation": lambda r: r["valid_acc"]}
+    lines = ["| variant | runs | " + " | ".join(columns) + " |", "| --- | --- |" + " --- |" * len(columns)]
+    for name, runs in groups.items():
+        if len(runs) < 2:
+            continue
+        cells = []
+        for figure in columns.values():
+            values = [figure(r) for r in runs]
+            cells.append(f"{sum(values) / len(values):.2%} ({min(values):.1%}–{max(values):.1%})")
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def git_show(spec: str) -> bytes:

@@ -61,3 +61,31 @@ def test_sentences_and_development_views():
     assert views["first sentence"] == (["A fine film.", "Dull start, but a superb end."], [0, 1])
     assert views["with negation"] == (["It was not good, sadly."], [0])
     assert views["with contrast"] == (["Dull start, but a superb end."], [1])
+
+
+def test_sentences_read_alone_take_the_label_a_reader_gives_them(tmp_path, monkeypatch):
+    import json
+
+    from model import sentences as module
+    from model.data import Review
+
+    read_alone = tmp_path / "read_alone.json"
+    read_alone.write_text(json.dumps({"about": "test", "labels": {
+        module.sentence_key("I was not bored for a second."): "positive",  # from a negative review
+        module.sentence_key("It is not a sequel."): "neither"}}))
+    monkeypatch.setattr(module, "READ_ALONE", read_alone)
+    views = development_views([Review("I was not bored for a second. Awful ending though.", 0, "tt1"),
+                               Review("It is not a sequel. Great.", 1, "tt2")])
+    assert views["with negation"] == (["I was not bored for a second.", "It is not a sequel."], [0, 1])
+    assert views["with negation, read alone"] == (["I was not bored for a second."], [1])
+    assert views["with contrast, read alone"] == ([], [])
+
+
+def test_the_committed_read_alone_labels_say_where_they_come_from():
+    import json
+
+    from model.sentences import READ_ALONE
+
+    committed = json.loads(READ_ALONE.read_text())
+    assert "validation" in committed["about"] and len(committed["labels"]) > 1000
+    assert set(committed["labels"].values()) == {"positive", "negative", "neither"}
