@@ -93,7 +93,7 @@ class TrainConfig:
     negation_flips: int = option(30_000, "phase two also learns from this many confident clauses with their copula "
                                          "or verb negated or un-negated and the label flipped, each beside its "
                                          "original (model/augment.py; 0: none)")
-    flip_forms: str = option("plain", "plain: the flips put \"not\" before an adjective; hedged: also \"never\", "
+    flip_forms: str = option("hedged", "plain: the flips put \"not\" before an adjective; hedged: also \"never\", "
                                       "\"hardly\" and \"far from\", and before \"a\"/\"an\" (\"was hardly a "
                                       "masterpiece\"); wide: also after \"it's\", \"that's\", \"they're\"",
                              choices=FLIP_FORMS)
@@ -110,14 +110,14 @@ class TrainConfig:
                                  "vary with the review's length, fitted on validation's reviews and the short "
                                  "examples made from them",
                         choices=("length", "fixed"))
-    epochs: int = option(6)
+    epochs: int = option(4)
     batch_size: int = option(64)
     lr: float = option(3e-3)
     weight_decay: float = option(1e-4)
-    patience: int = option(2, "epochs without validation gain before stopping")
-    average_from: int = option(0, "experiment (issue 15): the LSTM shipped is the mean of its weights at the end "
-                                  "of this epoch and every later one (stochastic weight averaging, Izmailov et "
-                                  "al., 2018), all --epochs run; 0: the epoch with the best validation accuracy")
+    patience: int = option(2, "without --average-from: epochs without validation gain before stopping")
+    average_from: int = option(2, "the LSTM shipped is the mean of its weights at the end of this epoch and every "
+                                  "later one (stochastic weight averaging, Izmailov et al., 2018), all --epochs "
+                                  "run (issue 15); 0: the epoch with the best validation accuracy, early stopping")
     valid_fraction: float = option(0.1)
     limit: int = option(0, "use only this many training reviews (smoke runs)")
     seed: int = option(1337)
