@@ -13,7 +13,9 @@ reviews, adds little there (issue 15). So phase two also learns from:
   copula ("was great", "is not funny": without that word the clause scores
   near zero) gets "not" put in after the copula, or taken out, and the
   opposite label; "i loved it" becomes "i did not love it". Each flip is
-  trained beside its original;
+  trained beside its original. Hedged (training's default), the negation
+  put in is "not", "never", "hardly" or "far from", also before "a"/"an"
+  ("was hardly a masterpiece");
 - **contrast joins**: two confident clauses from different reviews, joined
   as "A , but B" or "although A , B" when their verdicts differ and as
   "A , and B" when they agree, labelled by B (half of each, so that A's

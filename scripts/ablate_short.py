@@ -7,7 +7,10 @@ reusing the word2vec vectors between runs (--word2vec-cache: the same
 vectors a run without it makes), then measures each artifact. The model
 shipped before issue 15 is measured from its artifact and its
 training-metrics.json at BEFORE_REVISION; "shipped" is trained by today's
-defaults (model/artifact's weights). Writes RUNS/ablation_short.json and .md.
+defaults (model/artifact's weights), "look7" by those of the model shipped
+before it. Variants marked repeated also run with other initial weights
+and batch order (--init-seed): the second table gives each figure's mean
+and range over those runs. Writes RUNS/ablation_short.json and .md.
 
     .venv/bin/python scripts/ablate_short.py --data ../shared/data/aclImdb_v1.tar.gz [--bench]
 
@@ -22,9 +25,20 @@ import sys
 
 from ablation import REPO, arguments, critic
 
-# The defaults before issue 15 shipped its changes: the rows measured against them say so on top of today's.
-BEFORE = ["--negation-scope", "false", "--negation-flips", "0", "--contrast-joins", "0"]
+# Look 7's defaults (the first model issue 15 shipped): the rows measured against them say so on top of today's.
+LOOK7 = ["--flip-forms", "plain", "--epochs", "6", "--average-from", "0"]
+# The defaults before issue 15 shipped its changes.
+BEFORE = [*LOOK7, "--negation-scope", "false", "--negation-flips", "0", "--contrast-joins", "0"]
 EXAMPLES = [*BEFORE, "--short-clauses", "60000", "--negation-flips", "30000", "--contrast-joins", "30000"]
+SEEDS = ("2", "3")  # --init-seed of the repeated runs (NAME-init2, NAME-init3): how far a figure moves by chance
+
+
+def repeated(name: str, meaning: str, options: list[str]) -> list[tuple[str, str, list[str]]]:
+    """A variant and its runs with other initial weights and batch order."""
+    return [(name, meaning, options), *((f"{name}-init{seed}", f"{meaning}; --init-seed {seed}",
+                                         [*options, "--init-seed", seed]) for seed in SEEDS)]
+
+
 # (name, what it shows, options of `critic train` on top of the defaults; None: the artifact shipped before)
 VARIANTS = [
     ("before", "shipped before issue 15: full reviews only, fixed blend", None),
@@ -35,45 +49,25 @@ VARIANTS = [
      [*BEFORE, "--negation-flips", "30000", "--contrast-joins", "10000"]),
     ("synthetic-3k", "the same with 3,000 joins", [*BEFORE, "--negation-flips", "30000", "--contrast-joins", "3000"]),
     ("negscope", "the bag reads words after a negation as features of their own, full reviews only",
-     ["--negation-flips", "0", "--contrast-joins", "0"]),
-    ("shipped", "shipped (the defaults): the negation-scoped bag, and the LSTM with negation flips and 3,000 joins",
-     []),
-    ("negscope-synthetic", "the negation-scoped bag, and the LSTM with negation flips and 10,000 joins",
-     ["--contrast-joins", "10000"]),
-    ("hedges", "shipped + hedged flips (\"never\", \"hardly\", \"far from\"; verdicts after \"a\")",
-     ["--flip-forms", "hedged"]),
-    ("shipped-init2", "shipped, other initial weights and batch order", ["--init-seed", "2"]),
-    ("shipped-init3", "shipped, other initial weights and batch order", ["--init-seed", "3"]),
-    ("hedges-init3", "hedged flips, other initial weights and batch order", ["--flip-forms", "hedged", "--init-seed", "3"]),
-    ("hedges-init2", "hedged flips, other initial weights and batch order", ["--flip-forms", "hedged", "--init-seed", "2"]),
-    ("wide", "shipped + wide flips (hedged, and after \"it's\", \"that's\", \"they're\")",
-     ["--flip-forms", "wide"]),
-    ("avg", "shipped, the LSTM's weights averaged over epochs 2-4",
-     ["--epochs", "4", "--average-from", "2"]),
-    ("avg-init2", "shipped, the LSTM's weights averaged over epochs 2-4, other initial weights and batch order",
-     ["--epochs", "4", "--average-from", "2", "--init-seed", "2"]),
-    ("avg-init3", "shipped, the LSTM's weights averaged over epochs 2-4, other initial weights and batch order",
-     ["--epochs", "4", "--average-from", "2", "--init-seed", "3"]),
-    ("avg5", "shipped, the LSTM's weights averaged over epochs 2-5",
-     ["--epochs", "5", "--average-from", "2"]),
-    ("avg5-init2", "shipped, the LSTM's weights averaged over epochs 2-5, other initial weights and batch order",
-     ["--epochs", "5", "--average-from", "2", "--init-seed", "2"]),
-    ("avg13", "shipped, the LSTM's weights averaged over epochs 1-3",
-     ["--epochs", "3", "--average-from", "1"]),
-    ("avg13-init2", "shipped, the LSTM's weights averaged over epochs 1-3, other initial weights and batch order",
-     ["--epochs", "3", "--average-from", "1", "--init-seed", "2"]),
-    ("avg13-init3", "shipped, the LSTM's weights averaged over epochs 1-3, other initial weights and batch order",
-     ["--epochs", "3", "--average-from", "1", "--init-seed", "3"]),
-    ("hedges-avg13", "hedged flips, weights averaged over epochs 1-3",
-     ["--flip-forms", "hedged", "--epochs", "3", "--average-from", "1"]),
-    ("hedges-avg", "hedged flips, weights averaged over epochs 2-4",
-     ["--flip-forms", "hedged", "--epochs", "4", "--average-from", "2"]),
-    ("hedges-avg-init2", "hedged flips, weights averaged over epochs 2-4, other initial weights and batch order",
-     ["--flip-forms", "hedged", "--epochs", "4", "--average-from", "2", "--init-seed", "2"]),
-    ("hedges-avg-init3", "hedged flips, weights averaged over epochs 2-4, other initial weights and batch order",
-     ["--flip-forms", "hedged", "--epochs", "4", "--average-from", "2", "--init-seed", "3"]),
-    ("adversarial-2", "shipped + adversarial training on the embeddings, norm 2 per text", ["--adversarial", "2"]),
-    ("adversarial-5", "shipped + adversarial training on the embeddings, norm 5 per text", ["--adversarial", "5"]),
+     [*LOOK7, "--negation-flips", "0", "--contrast-joins", "0"]),
+    *repeated("look7", "look 7: the negation-scoped bag, and the LSTM with negation flips and 3,000 joins, "
+              "the best epoch", LOOK7),
+    ("negscope-synthetic", "look 7 with 10,000 joins", [*LOOK7, "--contrast-joins", "10000"]),
+    *repeated("hedges", "look 7 + hedged flips (\"never\", \"hardly\", \"far from\"; verdicts after \"a\")",
+              [*LOOK7, "--flip-forms", "hedged"]),
+    ("wide", "look 7 + wide flips (hedged, and after \"it's\", \"that's\", \"they're\")",
+     [*LOOK7, "--flip-forms", "wide"]),
+    *repeated("avg", "look 7, the LSTM's weights averaged over epochs 2-4",
+              ["--flip-forms", "plain", "--epochs", "4", "--average-from", "2"]),
+    *repeated("avg13", "look 7, the LSTM's weights averaged over epochs 1-3",
+              ["--flip-forms", "plain", "--epochs", "3", "--average-from", "1"]),
+    *repeated("avg5", "look 7, the LSTM's weights averaged over epochs 2-5",
+              ["--flip-forms", "plain", "--epochs", "5", "--average-from", "2"])[:2],
+    *repeated("shipped", "shipped (the defaults): look 7 + hedged flips, the LSTM's weights averaged over "
+              "epochs 2-4", []),
+    ("hedges-avg13", "hedged flips, the LSTM's weights averaged over epochs 1-3", ["--epochs", "3", "--average-from", "1"]),
+    ("adversarial-2", "look 7 + adversarial training on the embeddings, norm 2 per text", [*LOOK7, "--adversarial", "2"]),
+    ("adversarial-5", "look 7 + adversarial training on the embeddings, norm 5 per text", [*LOOK7, "--adversarial", "5"]),
 ]
 BEFORE_REVISION = "4836df5"
 
