@@ -25,8 +25,8 @@ NEGATIONS = frozenset({"not", "no", "never", "nothing", "hardly", "nor", "neithe
 CONTRASTS = frozenset({"but", "though", "although", "however", "yet", "despite", "while", "whereas"})
 
 
-# Sentences of the negation and contrast views labelled by reading each one alone (README of the file: its
-# "about"), keyed by sentence_key: the dataset's text stays out of the repository.
+# The sentences of the views below labelled by reading each one alone (how: the file's "about"), keyed by
+# sentence_key, so the dataset's text stays out of the repository.
 READ_ALONE = Path(__file__).with_name("sentences_read_alone.json")
 VERDICTS = {"positive": 1, "negative": 0}  # "neither" (plot, facts, unclear alone) is left out
 
@@ -47,8 +47,9 @@ def development_views(reviews) -> dict[str, tuple[list[str], list[int]]]:
     - "with negation", "with contrast": the first and last sentences that have
       a negation, and those that have a contrast word but no negation
       (proxies for the held-out sets issue 15 names);
-    - "..., read alone": those of them that READ_ALONE labels positive or
-      negative, with that label instead of their review's."""
+    - "<view>, read alone" for the first sentence, last sentence, negation
+      and contrast views: those of their sentences that READ_ALONE labels
+      positive or negative, with that label instead of their review's."""
     from model.preprocess import tokenize
 
     kept = [(r, sentences(r.text)) for r in reviews]
@@ -68,7 +69,7 @@ def development_views(reviews) -> dict[str, tuple[list[str], list[int]]]:
     views["with negation"], views["with contrast"] = negation, contrast
     if READ_ALONE.exists():
         read_alone = json.loads(READ_ALONE.read_text())["labels"]
-        for view in ("with negation", "with contrast"):
+        for view in ("first sentence", "last sentence", "with negation", "with contrast"):
             kept = [(t, VERDICTS[read_alone[k]]) for t in views[view][0]
                     if read_alone.get(k := sentence_key(t)) in VERDICTS]
             views[f"{view}, read alone"] = ([t for t, _ in kept], [label for _, label in kept])

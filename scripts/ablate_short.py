@@ -95,7 +95,7 @@ def main() -> None:
         artifact = str(run / "model.tar.gz")
         if not (run / "suite.json").exists():
             critic("evaluate", "--suite", "--artifact", artifact, "--out", str(run), "--workers", "1")
-        if not (run / "sentences.json").exists() or "with negation, read alone" not in (run / "sentences.json").read_text():
+        if not (run / "sentences.json").exists() or "first sentence, read alone" not in (run / "sentences.json").read_text():
             critic("evaluate", "--sentences", "--data", args.data, "--artifact", artifact, "--out", str(run),
                    "--workers", "1")
         if args.bench and not (run / "bench.json").exists():
@@ -114,7 +114,8 @@ def main() -> None:
                      "training_seconds": metrics["training_seconds"]})
     (args.runs / "ablation_short.json").write_text(json.dumps(rows, indent=2))
     lines = ["| variant | suite | negated pos. / neg. | contrast | first / last sentence | negation / contrast "
-             "sentences | the same, read alone | validation acc. (ROC AUC) | reviews/s | `critic train` options |",
+             "sentences | first / last / negation / contrast, read alone | validation acc. (ROC AUC) | reviews/s | "
+             "`critic train` options |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         caps, sents = r["suite_capabilities"], r["sentences"]
@@ -133,7 +134,7 @@ def main() -> None:
 
 def read_alone(sentences: dict) -> str:
     """The hand-labelled views' cell (runs measured before they existed have none)."""
-    views = ("with negation, read alone", "with contrast, read alone")
+    views = [f"{view}, read alone" for view in ("first sentence", "last sentence", "with negation", "with contrast")]
     return " / ".join(f"{sentences[v]:.2%}" for v in views) if all(v in sentences for v in views) else "–"
 
 
@@ -148,6 +149,8 @@ def spread_table(rows: list[dict]) -> list[str]:
                "last sentence": lambda r: r["sentences"]["last sentence"],
                "with negation": lambda r: r["sentences"]["with negation"],
                "with contrast": lambda r: r["sentences"]["with contrast"],
+               "first sentence, read alone": lambda r: r["sentences"]["first sentence, read alone"],
+               "last sentence, read alone": lambda r: r["sentences"]["last sentence, read alone"],
                "with negation, read alone": lambda r: r["sentences"]["with negation, read alone"],
                "with contrast, read alone": lambda r: r["sentences"]["with contrast, read alone"],
                "validation": lambda r: r["valid_acc"]}

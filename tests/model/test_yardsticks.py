@@ -79,6 +79,8 @@ def test_sentences_read_alone_take_the_label_a_reader_gives_them(tmp_path, monke
     assert views["with negation"] == (["I was not bored for a second.", "It is not a sequel."], [0, 1])
     assert views["with negation, read alone"] == (["I was not bored for a second."], [1])
     assert views["with contrast, read alone"] == ([], [])
+    assert views["first sentence, read alone"] == (["I was not bored for a second."], [1])
+    assert views["last sentence, read alone"] == ([], [])
 
 
 def test_the_committed_read_alone_labels_say_where_they_come_from():
