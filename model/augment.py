@@ -42,7 +42,7 @@ FLIP_FORMS = ("plain", "hedged", "wide")
 NEGATIONS = frozenset({"not", "no", "never", "nothing", "hardly", "nor", "neither", "nobody", "none", "without"})
 # After a copula these start no verdict ("is no plot", "was supposed to", "is to die for").
 NOT_A_VERDICT = NEGATIONS | {"to", "supposed", "going", "about", "like", "one", "a", "an", "the"}
-# Hedged flips (`hedges`): the negation put in is one of these, so the LSTM learns "hardly", "far from" and
+# Hedged flips (forms "hedged" and "wide"): the negation put in is one of these, so the LSTM learns "hardly", "far from" and
 # "never" as it learns "not" (IMDB rarely puts them before a verdict); "not" stays the most common.
 HEDGES = (("not",), ("not",), ("never",), ("hardly",), ("far", "from"))
 DETERMINERS = frozenset({"a", "an"})  # hedged flips also negate "was a masterpiece" ("was hardly a masterpiece")

@@ -223,7 +223,7 @@ def main(argv=None) -> dict:
         best = train_lstm(network, optimizer, lstm_train, valid, train_bag_logits, config, stacked=stacked,
                           history=history, best=best, epochs_done=epochs_done, checkpoint_path=checkpoint_path)
 
-    # artifact: the best epoch's weights, the vocabulary, the config and the code
+    # artifact: the averaged (or the best epoch's) weights, the vocabulary, the config and the code
     # (stacked, its validation scores are the blend's cross-validated ones: its weights were fitted there)
     network.load_state_dict(best["state"])
     blend_weights = None
@@ -464,9 +464,11 @@ def with_short_examples(train: Reviews, train_bag_logits: np.ndarray, network, v
 def train_lstm(network, optimizer, train: Reviews, valid: Reviews, train_bag_logits: np.ndarray,
                config: TrainConfig, *, stacked: bool, history: list[dict], best: dict, epochs_done: int,
                checkpoint_path: Path) -> dict:
-    """Epochs of the LSTM until config.epochs or config.patience epochs
-    without validation gain, a checkpoint after each; appends to history and
-    returns the best epoch (its figures and weights)."""
+    """Epochs of the LSTM, a checkpoint after each; appends to history. With
+    config.average_from, all config.epochs run and it returns the running mean
+    of the weights from that epoch on (its figures and weights); without,
+    it stops after config.patience epochs without validation gain and
+    returns the best epoch."""
     rng = random.Random(config.training_seed)
     for _ in range(epochs_done):  # replay the batch order of the epochs done
         list(batches(train.encoded, train_bag_logits, train.labels, config.batch_size, rng))
