@@ -7,7 +7,8 @@ model/sentences.py, for several artifacts or past commits side by side.
         [--artifact model.tar.gz ...] [--rev GIT_REVISION ...]
 
 --rev scores the model/artifact/model.tar.gz of a past commit, for a
-before-and-after comparison.
+before-and-after comparison. --branches adds each branch taken alone (the
+other's logit left out: what the LSTM adds over the bag, issue 15).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from critic import SHIPPED_ARTIFACT  # noqa: E402
 from critic.commands.evaluate import load_sentence_views  # noqa: E402
 from model.preprocess import tokenize  # noqa: E402
 from model.scorer import Scorer  # noqa: E402
+from model.train import branch_logits  # noqa: E402
 
 
 def load(artifact: Path, folder: str) -> Scorer:
@@ -40,6 +42,7 @@ def main() -> None:
     p.add_argument("--data", required=True, help="aclImdb_v1.tar.gz or its folder")
     p.add_argument("--artifact", type=Path, nargs="*", default=[])
     p.add_argument("--rev", nargs="*", default=[], help="git revisions whose shipped model to score")
+    p.add_argument("--branches", action="store_true", help="also the accuracy of the bag alone and the LSTM alone")
     args = p.parse_args()
     views = load_sentence_views(args.data)
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,13 +52,20 @@ def main() -> None:
             path.write_bytes(subprocess.run(["git", "show", f"{rev}:model/artifact/model.tar.gz"], cwd=REPO,
                                             check=True, capture_output=True).stdout)
             models[rev] = path
-        print("| model | view | texts | positive | accuracy | mean P(positive) |\n| --- | --- | --- | --- | --- | --- |")
+        extra = (" bag alone | LSTM alone |", " --- | --- |") if args.branches else ("", "")
+        print(f"| model | view | texts | positive | accuracy | mean P(positive) |{extra[0]}\n"
+              f"| --- | --- | --- | --- | --- | --- |{extra[1]}")
         for i, (name, artifact) in enumerate(models.items()):
             scorer = load(artifact, f"{tmp}/{i}")
             for view, (texts, labels) in views.items():
                 probs, labels = np.array(scorer.score([tokenize(t) for t in texts])), np.array(labels)
+                cells = ""
+                if args.branches:
+                    bag, lstm = branch_logits(scorer.network, [scorer.vocabulary.encode(tokenize(t), scorer.max_len)
+                                                              for t in texts])
+                    cells = f" {np.mean((bag > 0) == (labels == 1)):.2%} | {np.mean((lstm > 0) == (labels == 1)):.2%} |"
                 print(f"| {name} | {view} | {len(texts)} | {labels.mean():.1%} | "
-                      f"{np.mean((probs >= 0.5) == (labels == 1)):.2%} | {probs.mean():.3f} |")
+                      f"{np.mean((probs >= 0.5) == (labels == 1)):.2%} | {probs.mean():.3f} |{cells}")
 
 
 if __name__ == "__main__":
