@@ -29,6 +29,7 @@ CONTRASTS = frozenset({"but", "though", "although", "however", "yet", "despite",
 # sentence_key, so the dataset's text stays out of the repository.
 READ_ALONE = Path(__file__).with_name("sentences_read_alone.json")
 VERDICTS = {"positive": 1, "negative": 0}  # "neither" (plot, facts, unclear alone) is left out
+SHORT_VIEWS = ("first sentence", "last sentence", "with negation", "with contrast")  # each also read alone
 
 
 def sentence_key(sentence: str) -> str:
@@ -69,7 +70,7 @@ def development_views(reviews) -> dict[str, tuple[list[str], list[int]]]:
     views["with negation"], views["with contrast"] = negation, contrast
     if READ_ALONE.exists():
         read_alone = json.loads(READ_ALONE.read_text())["labels"]
-        for view in ("first sentence", "last sentence", "with negation", "with contrast"):
+        for view in SHORT_VIEWS:
             kept = [(t, VERDICTS[read_alone[k]]) for t in views[view][0]
                     if read_alone.get(k := sentence_key(t)) in VERDICTS]
             views[f"{view}, read alone"] = ([t for t, _ in kept], [label for _, label in kept])

@@ -25,6 +25,11 @@ import sys
 
 from ablation import REPO, arguments, critic
 
+sys.path.insert(0, str(REPO))
+from model.sentences import SHORT_VIEWS  # noqa: E402
+
+READ_ALONE_VIEWS = [f"{view}, read alone" for view in SHORT_VIEWS]
+
 # Look 7's defaults (the first model issue 15 shipped): the rows measured against them say so on top of today's.
 LOOK7 = ["--flip-forms", "plain", "--epochs", "6", "--average-from", "0"]
 # The defaults before issue 15 shipped its changes.
@@ -96,7 +101,7 @@ def main() -> None:
         artifact = str(run / "model.tar.gz")
         if not (run / "suite.json").exists():
             critic("evaluate", "--suite", "--artifact", artifact, "--out", str(run), "--workers", "1")
-        if not (run / "sentences.json").exists() or "first sentence, read alone" not in (run / "sentences.json").read_text():
+        if not (run / "sentences.json").exists() or READ_ALONE_VIEWS[0] not in (run / "sentences.json").read_text():
             critic("evaluate", "--sentences", "--data", args.data, "--artifact", artifact, "--out", str(run),
                    "--workers", "1")
         if args.bench and not (run / "bench.json").exists():
@@ -135,7 +140,7 @@ def main() -> None:
 
 def read_alone(sentences: dict) -> str:
     """The hand-labelled views' cell (runs measured before they existed have none)."""
-    views = [f"{view}, read alone" for view in ("first sentence", "last sentence", "with negation", "with contrast")]
+    views = READ_ALONE_VIEWS
     return " / ".join(f"{sentences[v]:.2%}" for v in views) if all(v in sentences for v in views) else "–"
 
 
@@ -146,14 +151,8 @@ def spread_table(rows: list[dict]) -> list[str]:
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["name"].split("-init")[0], []).append(r)
-    columns = {"suite": lambda r: r["suite"], "first sentence": lambda r: r["sentences"]["first sentence"],
-               "last sentence": lambda r: r["sentences"]["last sentence"],
-               "with negation": lambda r: r["sentences"]["with negation"],
-               "with contrast": lambda r: r["sentences"]["with contrast"],
-               "first sentence, read alone": lambda r: r["sentences"]["first sentence, read alone"],
-               "last sentence, read alone": lambda r: r["sentences"]["last sentence, read alone"],
-               "with negation, read alone": lambda r: r["sentences"]["with negation, read alone"],
-               "with contrast, read alone": lambda r: r["sentences"]["with contrast, read alone"],
+    columns = {"suite": lambda r: r["suite"],
+               **{view: (lambda r, view=view: r["sentences"][view]) for view in (*SHORT_VIEWS, *READ_ALONE_VIEWS)},
                "validation": lambda r: r["valid_acc"]}
     lines = ["| variant | runs | " + " | ".join(columns) + " |", "| --- | --- |" + " --- |" * len(columns)]
     for name, runs in groups.items():
