@@ -16,7 +16,6 @@ need, kept out of the default path.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import os
@@ -38,7 +37,7 @@ import torch
 from model.augment import FLIP_FORMS
 from model.data import load_imdb, movie_folds, validation_split
 from model.encoding import Vocabulary
-from model.network import PAD, SentimentConfig, SentimentLSTM
+from model.network import SentimentConfig, SentimentLSTM
 from model.package import write_model_dir
 from model.preprocess import tokenize
 from model.progress import progress
@@ -88,9 +87,6 @@ class TrainConfig:
                                      "the unlabelled and training reviews (0: random embeddings)")
     word2vec_cache: str = option("", "experiments: a file that keeps the word2vec vectors between runs; reused "
                                      "when made from the same reviews, vocabulary and word2vec settings")
-    lm_epochs: int = option(0, "experiment (issue 15): before phase two, the embeddings and the LSTM learn to "
-                               "predict each next word of the unlabelled and training reviews for this many "
-                               "epochs (language-model pretraining, Dai & Le 2015; 0: off)")
     short_clauses: int = option(0, "experiment (issue 15): phase two also learns from this many clauses cut from the "
                                    "training reviews, labelled by their review where the bag agrees confidently "
                                    "(model/augment.py; tried with 60000)")
@@ -194,13 +190,8 @@ def main(argv=None) -> dict:
     valid.encode(vocabulary, config.max_len)
     checkpoint = torch.load(checkpoint_path, weights_only=True) if config.resume and checkpoint_path.exists() else None
     uses_bag, uses_lstm = bool(network.config.ngram_size), network.config.use_lstm
-    unlabelled_tokens = functools.cache(lambda: [tokenize(t) for t in progress(
-        unlabelled, desc="preprocessing unlabelled", unit=" reviews")])
     if uses_lstm and config.word2vec_epochs and not checkpoint:  # a checkpoint holds the embeddings
-        initialise_embeddings(network, vocabulary, unlabelled_tokens, train, config)
-    language_model = []  # its epochs' figures
-    if uses_lstm and config.lm_epochs and not checkpoint:  # and the pretrained LSTM
-        language_model = pretrain_language_model(network, vocabulary, [*unlabelled_tokens(), *train.tokens], valid, config)
+        initialise_embeddings(network, vocabulary, unlabelled, train, config)
     # Stacked (the default), the LSTM learns alone and a blend adds the bag afterwards.
     stacked = config.combine == "stack" and uses_lstm and uses_bag
 
@@ -250,7 +241,6 @@ def main(argv=None) -> dict:
         "averaged_epochs": best.get("averaged", 0),
         "blend": blend_weights,
         "history": history,
-        **({"language_model": language_model} if language_model else {}),
         "config": network.config.to_dict(),
         "args": {k: v for k, v in asdict(config).items() if k not in ("data", "model_dir", "output_dir")},
         "train_reviews": len(train.reviews),
@@ -297,10 +287,8 @@ def find_dataset(path: str | None) -> str | None:
 
 def load_reviews(config: TrainConfig) -> tuple[Reviews, Reviews, list[str]]:
     """(training part, validation part, the unlabelled reviews' texts): a
-    seeded split of train/ by movie, and unsup/ when word2vec or the
-    language model reads it."""
-    reads_unlabelled = config.word2vec_epochs or config.lm_epochs
-    imdb = load_imdb(find_dataset(config.data), splits=("train", "unsup") if reads_unlabelled else ("train",))
+    seeded split of train/ by movie, and unsup/ when word2vec reads it."""
+    imdb = load_imdb(find_dataset(config.data), splits=("train", "unsup") if config.word2vec_epochs else ("train",))
     examples = imdb.train
     if config.limit:
         examples = random.Random(config.seed).sample(examples, min(config.limit, len(examples)))
@@ -328,14 +316,16 @@ def build_network(config: TrainConfig, vocabulary: Vocabulary) -> SentimentLSTM:
     return network
 
 
-def initialise_embeddings(network, vocabulary: Vocabulary, unlabelled_tokens, train: Reviews,
+def initialise_embeddings(network, vocabulary: Vocabulary, unlabelled: list[str], train: Reviews,
                           config: TrainConfig) -> None:
     """The unlabelled reviews (IMDB gives 50,000) and the training part teach
     the embeddings which words are alike; validation text stays unseen."""
     started = time.time()
     vectors = cached_word2vec(config, vocabulary, train, network.config.embed_dim)
     if vectors is None:
-        vectors = word2vec_embeddings([*unlabelled_tokens(), *train.tokens], vocabulary.words,
+        unlabelled_tokens = [tokenize(t) for t in progress(unlabelled, desc="preprocessing unlabelled",
+                                                           unit=" reviews")]
+        vectors = word2vec_embeddings([*unlabelled_tokens, *train.tokens], vocabulary.words,
                                       network.config.embed_dim, config.word2vec_epochs, config.seed)
         cached_word2vec(config, vocabulary, train, network.config.embed_dim, vectors)
     with torch.no_grad():
@@ -393,98 +383,6 @@ def word2vec_embeddings(documents, words: dict[str, int], dim: int, epochs: int,
                        workers=1, hashfxn=lambda text: zlib.crc32(text.encode("utf-8")), callbacks=[bar]).wv
     bar.bar.close()
     return {i: vectors[w] for w, i in words.items() if w in vectors}
-
-
-LM_WINDOW = 100  # words per language-model sequence: a review is cut into runs of this many
-LM_NEGATIVES = 512  # wrong next words scored per batch (sampled softmax)
-LM_BATCH = 128
-
-
-def pretrain_language_model(network, vocabulary: Vocabulary, documents: list[list[str]], valid: Reviews,
-                            config: TrainConfig) -> list[dict]:
-    """Language-model pretraining (Dai & Le, 2015; ULMFiT's first stage): the
-    embeddings and the LSTM learn to predict each next word of the unlabelled
-    and training reviews, so phase two starts from an LSTM that already
-    reads English word by word, what a negation scopes over and how a
-    clause goes on after "but", from 75,000 reviews instead of 20,000
-    labels. Validation text stays unseen; its exact perplexity is reported.
-
-    The output layer (one vector per word, thrown away after) is trained by
-    sampled softmax (Jean et al., 2015): each next word is scored against
-    LM_NEGATIVES wrong words drawn by frequency**0.75 and shared by the
-    batch, with the log-probability of being drawn subtracted, so the loss
-    still estimates the full softmax's at a tenth of its cost. Draws use
-    their own generator from --seed. Returns each epoch's figures."""
-    vocab_size, hidden = network.config.vocab_size, network.config.hidden_dim
-    windows = [ids[start : start + LM_WINDOW + 1] for tokens in documents
-               for ids in [vocabulary.ids(tokens)] for start in range(0, max(len(ids) - 1, 1), LM_WINDOW)]
-    windows = [w for w in windows if len(w) >= 2]
-    counts = np.bincount(np.concatenate(windows), minlength=vocab_size).astype(np.float64)
-    counts[PAD] = 0
-    draw = torch.from_numpy(counts**0.75 / (counts**0.75).sum()).float()
-    log_drawn = torch.log(draw * LM_NEGATIVES + 1e-12)
-    output = torch.nn.Embedding(vocab_size, hidden)
-    output_bias = torch.nn.Parameter(torch.zeros(vocab_size))
-    torch.nn.init.normal_(output.weight, std=hidden**-0.5)
-    params = [*network.embedding.parameters(), *network.lstm.parameters(), *output.parameters(), output_bias]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
-    steps = math.ceil(len(windows) / LM_BATCH) * config.lm_epochs
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps, pct_start=0.05)
-    generator = torch.Generator().manual_seed(config.seed)
-    rng, history = random.Random(config.seed), []
-    for epoch in range(1, config.lm_epochs + 1):
-        started = time.time()
-        network.train()
-        rng.shuffle(windows)
-        bar = progress(range(0, len(windows), LM_BATCH), desc=f"language model {epoch}/{config.lm_epochs}",
-                       unit=" batches")
-        seen, total_loss = 0, 0.0
-        for start in bar:
-            x = padded(windows[start : start + LM_BATCH])
-            inputs, targets = x[:, :-1], x[:, 1:]
-            states, _ = network.lstm(network.embedding(inputs))
-            real = targets != PAD
-            h, t = states[real], targets[real]  # (N, H), (N,)
-            negatives = torch.multinomial(draw, LM_NEGATIVES, replacement=True, generator=generator)
-            right = (h * output(t)).sum(1) + output_bias[t] - log_drawn[t]
-            wrong = h @ output(negatives).T + output_bias[negatives] - log_drawn[negatives]
-            wrong = wrong.masked_fill(negatives[None, :] == t[:, None], float("-inf"))  # a draw of the right word
-            loss = torch.nn.functional.cross_entropy(torch.cat([right[:, None], wrong], 1),
-                                                     torch.zeros(len(t), dtype=torch.long))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
-            seen, total_loss = seen + len(t), total_loss + loss.item() * len(t)
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}", refresh=False)
-        perplexity = language_model_perplexity(network, output, output_bias, vocabulary, valid)
-        history.append({"epoch": epoch, "sampled_loss": total_loss / seen, "valid_perplexity": perplexity,
-                        "seconds": round(time.time() - started, 1)})
-        print(f"language model epoch={epoch} sampled_loss={total_loss / seen:.4f} "
-              f"valid_perplexity={perplexity:.1f}", flush=True)
-    return history
-
-
-
-def padded(sequences) -> torch.Tensor:
-    x = np.full((len(sequences), max(map(len, sequences))), PAD, dtype=np.int64)
-    for row, ids in enumerate(sequences):
-        x[row, : len(ids)] = ids
-    return torch.from_numpy(x)
-
-
-@torch.inference_mode()
-def language_model_perplexity(network, output, output_bias, vocabulary: Vocabulary, valid: Reviews,
-                              reviews: int = 200) -> float:
-    """The language model's exact perplexity (full softmax) on the first
-    words of some validation reviews."""
-    network.eval()
-    x = padded([vocabulary.ids(tokens)[: LM_WINDOW + 1] for tokens in valid.tokens[:reviews]])
-    states, _ = network.lstm(network.embedding(x[:, :-1]))
-    real = x[:, 1:] != PAD
-    logits = states[real] @ output.weight.T + output_bias
-    return math.exp(torch.nn.functional.cross_entropy(logits, x[:, 1:][real]).item())
 
 
 # --- phase one: the bag branch -----------------------------------------------

@@ -71,8 +71,10 @@ VARIANTS = [
     *repeated("shipped", "shipped (the defaults): look 7 + hedged flips, the LSTM's weights averaged over "
               "epochs 2-4", []),
     *repeated("joins10k", "shipped with 10,000 joins", ["--contrast-joins", "10000"]),
-    *repeated("lm2", "shipped + the LSTM pretrained as a language model on the unlabelled and training reviews, "
-              "2 epochs", ["--lm-epochs", "2"]),
+    *repeated("hidden128", "shipped with an LSTM of 128 units", ["--hidden-dim", "128"]),
+    *repeated("hidden96", "shipped with an LSTM of 96 units", ["--hidden-dim", "96"]),
+    *repeated("hidden128-len100", "shipped with an LSTM of 128 units reading 100 words",
+              ["--hidden-dim", "128", "--max-len", "100"]),
     ("hedges-avg13", "hedged flips, the LSTM's weights averaged over epochs 1-3", ["--epochs", "3", "--average-from", "1"]),
     ("adversarial-2", "look 7 + adversarial training on the embeddings, norm 2 per text", [*LOOK7, "--adversarial", "2"]),
     ("adversarial-5", "look 7 + adversarial training on the embeddings, norm 5 per text", [*LOOK7, "--adversarial", "5"]),

@@ -210,7 +210,7 @@ def test_the_config_is_the_command_line_and_the_shipped_model_used_its_defaults(
     # without it makes (the next test), and the thread count changes speed only.
     run_settings = ("data", "model_dir", "output_dir", "word2vec_cache", "threads")
     # Options added after the shipped model's run: their defaults must leave its training as it was.
-    added_since = {"lm_epochs": 0}
+    added_since = {}
     assert {**added_since, **{k: v for k, v in shipped.items() if k not in run_settings}} == {
         k: v for k, v in defaults.items() if k not in run_settings}
 
@@ -237,19 +237,3 @@ def test_short_examples_and_the_length_gate_train_and_serve(tmp_path, tiny_imdb_
     scorer = Scorer.load(run / "model")  # the gate is in the weights; the artifact loads as any other
     positive, negative = scorer.score([["a", "wonderful", "moving", "film"], ["an", "awful", "boring", "mess"]])
     assert positive > 0.5 > negative
-
-
-def test_language_model_pretraining_learns_the_reviews_words_before_phase_two(tmp_path, tiny_imdb_tarball):
-    from model.encoding import Vocabulary
-
-    run, metrics = _train(tmp_path, tiny_imdb_tarball, "language-model", "--epochs", "1", "--lm-epochs", "2")
-    first, second = metrics["language_model"]
-    vocabulary = Vocabulary.load(run / "model" / "vocab.json")
-    # exact perplexity on validation text it never read: below guessing among the vocabulary, and falling
-    # (the tiny reviews draw their words at random from short lists: there is little more to learn)
-    assert second["valid_perplexity"] < first["valid_perplexity"] < vocabulary.vocab_size
-    assert [h["phase"] for h in metrics["history"]] == [1, 2]  # the bag fit and the LSTM epoch follow as ever
-    plain, _ = _train(tmp_path, tiny_imdb_tarball, "plain", "--epochs", "1")
-    pretrained = torch.load(run / "model" / "model.pt", weights_only=True)
-    assert not torch.equal(pretrained["lstm.weight_hh_l0"],
-                           torch.load(plain / "model" / "model.pt", weights_only=True)["lstm.weight_hh_l0"])
