@@ -144,8 +144,9 @@ def main() -> None:
 
 def read_alone(sentences: dict) -> str:
     """The hand-labelled views' cell (runs measured before they existed have none)."""
-    views = READ_ALONE_VIEWS
-    return " / ".join(f"{sentences[v]:.2%}" for v in views) if all(v in sentences for v in views) else "–"
+    if not all(view in sentences for view in READ_ALONE_VIEWS):
+        return "–"
+    return " / ".join(f"{sentences[view]:.2%}" for view in READ_ALONE_VIEWS)
 
 
 def spread_table(rows: list[dict]) -> list[str]:
