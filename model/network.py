@@ -39,6 +39,8 @@ class SentimentConfig:
     # A second LSTM reads each review backwards (from its own last word, so
     # padding is never read); the head sees both final states.
     bidirectional: bool = False
+    # The head also sees an attention-weighted mean of the states at every word.
+    attention: bool = False
     # The two branches' weights vary with the review's length (log of the
     # words the LSTM reads): the bag, fitted on full reviews, counts less on a
     # sentence, the LSTM more. False: the weights are folded into the branches.
@@ -75,8 +77,10 @@ class SentimentLSTM(nn.Module):
                     batch_first=True,
                     dropout=config.dropout if config.num_layers > 1 else 0.0,
                 )
+            if config.attention:
+                self.attend = nn.Linear(config.hidden_dim, 1)
             self.dropout = nn.Dropout(config.dropout)
-            self.head = nn.Linear(config.hidden_dim * (2 if config.bidirectional else 1), 1)
+            self.head = nn.Linear(config.hidden_dim * (1 + config.bidirectional + config.attention), 1)
         if config.ngram_size:
             # One weight per feature, summed over the features a review has.
             self.bag = nn.EmbeddingBag(config.ngram_size, 1, mode="sum")
@@ -115,6 +119,11 @@ class SentimentLSTM(nn.Module):
                 backward, _ = self.lstm_backward(embedded.gather(1, reversed_positions(lengths, tokens.shape[1])
                                                                  [:, :, None].expand_as(embedded)))
                 last = torch.cat([last, backward[rows, lengths - 1]], dim=1)  # backward: after the first word
+            if self.config.attention:
+                scores = self.attend(states).squeeze(2)  # (B, T)
+                scores = scores.masked_fill(torch.arange(states.shape[1]) >= lengths[:, None], float("-inf"))
+                pooled = (torch.softmax(scores, dim=1)[:, :, None] * states).sum(1)
+                last = torch.cat([last, pooled], dim=1)
             lstm_logits = self.head(self.dropout(last)).squeeze(1)
         if self.config.length_gate:
             bag_weight, lstm_weight = self.branch_weights(lengths)

@@ -73,6 +73,7 @@ class TrainConfig:
     hidden_dim: int = option(64)
     num_layers: int = option(1, "stacked LSTM layers")
     bidirectional: bool = option(False, "a second LSTM reads each review backwards; the head sees both")
+    attention: bool = option(False, "experiment: the head also sees an attention-weighted mean of the states")
     max_len: int = option(200, "words the LSTM reads: the first and last halves")
     dropout: float = option(0.3)
     no_lstm: bool = option(False, "ablation: the bag branch alone")
@@ -308,6 +309,7 @@ def build_network(config: TrainConfig, vocabulary: Vocabulary) -> SentimentLSTM:
         hidden_dim=config.hidden_dim,
         num_layers=config.num_layers,
         bidirectional=config.bidirectional,
+        attention=config.attention,
         dropout=config.dropout,
         max_len=config.max_len,
         use_lstm=not config.no_lstm,

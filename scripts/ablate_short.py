@@ -80,6 +80,8 @@ VARIANTS = [
     *repeated("bi48", "shipped with a bidirectional LSTM, 48 units each way",
               ["--bidirectional", "true", "--hidden-dim", "48"]),
     *repeated("layers2-48", "shipped with two LSTM layers of 48 units", ["--num-layers", "2", "--hidden-dim", "48"]),
+    *repeated("attention", "shipped, the LSTM's head also reading an attention-weighted mean of its states",
+              ["--attention", "true"]),
     ("hedges-avg13", "hedged flips, the LSTM's weights averaged over epochs 1-3", ["--epochs", "3", "--average-from", "1"]),
     ("adversarial-2", "look 7 + adversarial training on the embeddings, norm 2 per text", [*LOOK7, "--adversarial", "2"]),
     ("adversarial-5", "look 7 + adversarial training on the embeddings, norm 5 per text", [*LOOK7, "--adversarial", "5"]),
