@@ -82,6 +82,8 @@ VARIANTS = [
     *repeated("layers2-48", "shipped with two LSTM layers of 48 units", ["--num-layers", "2", "--hidden-dim", "48"]),
     *repeated("attention", "shipped, the LSTM's head also reading an attention-weighted mean of its states",
               ["--attention", "true"]),
+    *repeated("embed64", "shipped with 64-dimensional word2vec embeddings", ["--embed-dim", "64"]),
+    *repeated("dropout5", "shipped with dropout 0.5", ["--dropout", "0.5"]),
     ("hedges-avg13", "hedged flips, the LSTM's weights averaged over epochs 1-3", ["--epochs", "3", "--average-from", "1"]),
     ("adversarial-2", "look 7 + adversarial training on the embeddings, norm 2 per text", [*LOOK7, "--adversarial", "2"]),
     ("adversarial-5", "look 7 + adversarial training on the embeddings, norm 5 per text", [*LOOK7, "--adversarial", "5"]),
