@@ -111,23 +111,11 @@ def reading_steps(network: SentimentLSTM, ids: np.ndarray) -> tuple[np.ndarray, 
     LSTM branch over the word ids it reads: each word's part is the change
     in the logit the head gives the state, from before that word to after
     it. The parts add up to the logit less the head's bias (the logit of the
-    zero state the LSTM starts from), exactly. With a backward reader too,
-    the head is a sum over the two final states, so each reader's steps
-    telescope on their own and a word's part is its step in both."""
-    embedded = network.embedding(torch.from_numpy(ids))[None]  # (1, T, E)
-    weight = network.head.weight.detach()[0].double()
-    hidden = network.config.hidden_dim
-    states, _ = network.lstm(embedded)  # (1, T, H)
-    ended = (states[0].double() @ weight[:hidden]).numpy()  # the logit less the bias, had the review ended at each word
-    parts = np.diff(ended, prepend=0.0)
-    logit = ended[-1]
-    if network.config.bidirectional:
-        backward, _ = network.lstm_backward(embedded.flip(1))  # from the last word to the first
-        begun = (backward[0].double() @ weight[hidden:]).numpy()  # had the review begun at each word
-        parts += np.diff(begun, prepend=0.0)[::-1]
-        logit += begun[-1]
+    zero state the LSTM starts from), exactly."""
+    states, _ = network.lstm(network.embedding(torch.from_numpy(ids))[None])  # (1, T, H)
+    logits = network.head(states[0]).squeeze(1).double().numpy()  # the logit had the review ended at each word
     start = float(network.head.bias.double()[0])
-    return parts, start, start + float(logit)
+    return np.diff(logits, prepend=start), start, float(logits[-1])
 
 
 def place(text: str, attribution: Attribution) -> Explanation:

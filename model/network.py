@@ -36,11 +36,6 @@ class SentimentConfig:
     dropout: float = 0.3
     max_len: int = 50  # words the LSTM reads: the head and tail of longer reviews
     use_lstm: bool = True
-    # A second LSTM reads each review backwards (from its own last word, so
-    # padding is never read); the head sees both final states.
-    bidirectional: bool = False
-    # The head also sees an attention-weighted mean of the states at every word.
-    attention: bool = False
     # The two branches' weights vary with the review's length (log of the
     # words the LSTM reads): the bag, fitted on full reviews, counts less on a
     # sentence, the LSTM more. False: the weights are folded into the branches.
@@ -69,18 +64,8 @@ class SentimentLSTM(nn.Module):
                 batch_first=True,
                 dropout=config.dropout if config.num_layers > 1 else 0.0,
             )
-            if config.bidirectional:
-                self.lstm_backward = nn.LSTM(
-                    config.embed_dim,
-                    config.hidden_dim,
-                    num_layers=config.num_layers,
-                    batch_first=True,
-                    dropout=config.dropout if config.num_layers > 1 else 0.0,
-                )
-            if config.attention:
-                self.attend = nn.Linear(config.hidden_dim, 1)
             self.dropout = nn.Dropout(config.dropout)
-            self.head = nn.Linear(config.hidden_dim * (1 + config.bidirectional + config.attention), 1)
+            self.head = nn.Linear(config.hidden_dim, 1)
         if config.ngram_size:
             # One weight per feature, summed over the features a review has.
             self.bag = nn.EmbeddingBag(config.ngram_size, 1, mode="sum")
@@ -113,17 +98,7 @@ class SentimentLSTM(nn.Module):
             if embedding_noise is not None:
                 embedded = embedded + embedding_noise
             states, _ = self.lstm(embedded)  # (B, T, H)
-            rows = torch.arange(len(lengths))
-            last = states[rows, lengths - 1]  # each review's own last token
-            if self.config.bidirectional:
-                backward, _ = self.lstm_backward(embedded.gather(1, reversed_positions(lengths, tokens.shape[1])
-                                                                 [:, :, None].expand_as(embedded)))
-                last = torch.cat([last, backward[rows, lengths - 1]], dim=1)  # backward: after the first word
-            if self.config.attention:
-                scores = self.attend(states).squeeze(2)  # (B, T)
-                scores = scores.masked_fill(torch.arange(states.shape[1]) >= lengths[:, None], float("-inf"))
-                pooled = (torch.softmax(scores, dim=1)[:, :, None] * states).sum(1)
-                last = torch.cat([last, pooled], dim=1)
+            last = states[torch.arange(len(lengths)), lengths - 1]  # each review's own last token
             lstm_logits = self.head(self.dropout(last)).squeeze(1)
         if self.config.length_gate:
             bag_weight, lstm_weight = self.branch_weights(lengths)
@@ -140,10 +115,3 @@ class SentimentLSTM(nn.Module):
         z = torch.log(lengths.float())
         return ((self.gate[0] + self.gate[1] * z).clamp(min=0.0),
                 (self.gate[2] + self.gate[3] * z).clamp(min=0.0))
-
-
-def reversed_positions(lengths: torch.Tensor, width: int) -> torch.Tensor:
-    """(B, width) positions that read each row's first `length` words in
-    reverse order, then its padding where it was."""
-    positions = torch.arange(width).expand(len(lengths), width)
-    return torch.where(positions < lengths[:, None], lengths[:, None] - 1 - positions, positions)

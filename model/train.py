@@ -71,9 +71,6 @@ class TrainConfig:
                                         "--negation-scope false: as before issue 15")
     embed_dim: int = option(32)
     hidden_dim: int = option(64)
-    num_layers: int = option(1, "stacked LSTM layers")
-    bidirectional: bool = option(False, "a second LSTM reads each review backwards; the head sees both")
-    attention: bool = option(False, "experiment: the head also sees an attention-weighted mean of the states")
     max_len: int = option(200, "words the LSTM reads: the first and last halves")
     dropout: float = option(0.3)
     no_lstm: bool = option(False, "ablation: the bag branch alone")
@@ -311,9 +308,6 @@ def build_network(config: TrainConfig, vocabulary: Vocabulary) -> SentimentLSTM:
         ngram_size=0 if config.no_bag else vocabulary.ngram_size,
         embed_dim=config.embed_dim,
         hidden_dim=config.hidden_dim,
-        num_layers=config.num_layers,
-        bidirectional=config.bidirectional,
-        attention=config.attention,
         dropout=config.dropout,
         max_len=config.max_len,
         use_lstm=not config.no_lstm,
