@@ -103,8 +103,6 @@ class TrainConfig:
                                         "much (the flips and joins are made of confident clauses)")
     clause_labels: str = option("teacher", "teacher: only confident clauses are kept; review: any clause, labelled "
                                            "by its review", choices=("teacher", "review"))
-    pseudo_labels: int = option(0, "experiment (issue 15): phase two also learns from this many unlabelled reviews, "
-                                   "half of each verdict, those the bag is surest of, labelled by it (0: none)")
     adversarial: float = option(0.0, "experiment (issue 15): adversarial training on the embeddings (Miyato et al., "
                                      "2017): each batch also learns from its words moved by this L2 norm, per text, "
                                      "in the direction that raises its loss most (0: off; tried with 2 and 5)")
@@ -221,8 +219,6 @@ def main(argv=None) -> dict:
     save_checkpoint(checkpoint_path, network, optimizer, history, best, train_bag_logits)  # --resume skips phase one
     # what the LSTM learns from: the training reviews and, stacked, short examples cut from them
     lstm_train, train_bag_logits = with_short_examples(train, train_bag_logits, network, vocabulary, config, stacked)
-    lstm_train, train_bag_logits = with_pseudo_labelled(lstm_train, train_bag_logits, unlabelled, network, vocabulary,
-                                                        config, stacked)
     if uses_lstm:
         best = train_lstm(network, optimizer, lstm_train, valid, train_bag_logits, config, stacked=stacked,
                           history=history, best=best, epochs_done=epochs_done, checkpoint_path=checkpoint_path)
@@ -463,28 +459,6 @@ def with_short_examples(train: Reviews, train_bag_logits: np.ndarray, network, v
                    [*train.labels, *(e.label for e in examples)])
     both.encoded = [*train.encoded, *(vocabulary.encode(e.tokens, config.max_len) for e in examples)]
     return both, np.concatenate([train_bag_logits, np.zeros(len(examples), dtype=np.float32)])
-
-
-def with_pseudo_labelled(train: Reviews, train_bag_logits: np.ndarray, unlabelled: list[str], network,
-                         vocabulary: Vocabulary, config: TrainConfig, stacked: bool) -> tuple[Reviews, np.ndarray]:
-    """--pseudo-labels N (stacked): the LSTM's examples plus the N/2 unlabelled
-    reviews the bag scores most negative and the N/2 most positive, each
-    labelled by the bag's verdict (self-training)."""
-    if not stacked or not config.pseudo_labels:
-        return train, train_bag_logits
-    tokens = [tokenize(t) for t in progress(unlabelled, desc="pseudo-labelling", unit=" reviews")]
-    encoded = [vocabulary.encode(t, config.max_len) for t in tokens]
-    logits = bag_logits(network.bag.weight.detach().squeeze(1).numpy(), float(network.bag_bias),
-                        [bag for _, bag in encoded])
-    half = config.pseudo_labels // 2
-    order = np.argsort(logits, kind="stable")
-    chosen, labels = [*order[:half], *order[-half:]], [0] * half + [1] * half
-    print(f"pseudo-labels: bag logits beyond {logits[order[half - 1]]:.2f} and {logits[order[-half]]:.2f}",
-          file=sys.stderr)
-    both = Reviews([*train.reviews, *([None] * len(chosen))], [*train.tokens, *(tokens[i] for i in chosen)],
-                   [*train.labels, *labels])
-    both.encoded = [*train.encoded, *(encoded[i] for i in chosen)]
-    return both, np.concatenate([train_bag_logits, np.zeros(len(chosen), dtype=np.float32)])
 
 
 def train_lstm(network, optimizer, train: Reviews, valid: Reviews, train_bag_logits: np.ndarray,

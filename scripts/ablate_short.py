@@ -77,8 +77,6 @@ VARIANTS = [
               ["--hidden-dim", "128", "--max-len", "100"]),
     *repeated("embed64", "shipped with 64-dimensional word2vec embeddings", ["--embed-dim", "64"]),
     *repeated("dropout5", "shipped with dropout 0.5", ["--dropout", "0.5"]),
-    *repeated("pseudo20k", "shipped + 20,000 unlabelled reviews labelled by the bag where it is surest",
-              ["--pseudo-labels", "20000"]),
     ("hedges-avg13", "hedged flips, the LSTM's weights averaged over epochs 1-3", ["--epochs", "3", "--average-from", "1"]),
     ("adversarial-2", "look 7 + adversarial training on the embeddings, norm 2 per text", [*LOOK7, "--adversarial", "2"]),
     ("adversarial-5", "look 7 + adversarial training on the embeddings, norm 5 per text", [*LOOK7, "--adversarial", "5"]),
