@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -22,6 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from critic.commands.evaluate import load_sentence_views  # noqa: E402
+from model.package import extract  # noqa: E402
 from model.preprocess import tokenize  # noqa: E402
 from model.scorer import Scorer  # noqa: E402
 from model.sentences import SHORT_VIEWS  # noqa: E402
@@ -29,9 +29,7 @@ from model.sentences import SHORT_VIEWS  # noqa: E402
 
 def logits(artifact: Path, texts: list[str]) -> np.ndarray:
     with tempfile.TemporaryDirectory() as folder:
-        with tarfile.open(artifact) as tar:
-            tar.extractall(folder, filter="data")
-        probs = np.clip(Scorer.load(folder).score([tokenize(t) for t in texts]), 1e-7, 1 - 1e-7)
+        probs = np.clip(Scorer.load(extract(artifact, Path(folder))).score([tokenize(t) for t in texts]), 1e-7, 1 - 1e-7)
     return np.log(probs / (1 - probs))
 
 
@@ -43,20 +41,22 @@ def main() -> None:
     views = load_sentence_views(args.data)
     names = [*SHORT_VIEWS, *(f"{v}, read alone" for v in SHORT_VIEWS)]
     texts = [t for view in names for t in views[view][0]]
+    positive = np.concatenate([np.array(views[view][1]) == 1 for view in names])
     bounds = np.cumsum([0, *(len(views[view][0]) for view in names)])
     every = np.stack([logits(a, texts) for a in args.artifacts])  # (runs, texts)
 
-    def cells(z: np.ndarray) -> str:
-        return " | ".join(f"{np.mean((z[a:b] >= 0) == (np.array(views[v][1]) == 1)):.2%}"
-                          for v, a, b in zip(names, bounds[:-1], bounds[1:]))
+    def accuracies(z: np.ndarray) -> np.ndarray:  # one per view
+        right = (z >= 0) == positive
+        return np.array([right[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:])])
+
+    def row(name: str, figures: np.ndarray) -> str:
+        return f"| {name} | " + " | ".join(f"{f:.2%}" for f in figures) + " |"
 
     print(f"| model | {' | '.join(names)} |\n|{' --- |' * (len(names) + 1)}")
     for artifact, z in zip(args.artifacts, every):
-        print(f"| {artifact.parent.name or artifact} | {cells(z)} |")
-    print(f"| mean of the {len(every)} runs' figures | " + " | ".join(
-        f"{np.mean([np.mean((z[a:b] >= 0) == (np.array(views[v][1]) == 1)) for z in every]):.2%}"
-        for v, a, b in zip(names, bounds[:-1], bounds[1:])) + " |")
-    print(f"| **ensemble**: their mean logit | {cells(every.mean(0))} |")
+        print(row(artifact.parent.name or str(artifact), accuracies(z)))
+    print(row(f"mean of the {len(every)} runs' figures", np.mean([accuracies(z) for z in every], axis=0)))
+    print(row("**ensemble**: their mean logit", accuracies(every.mean(0))))
 
 
 if __name__ == "__main__":
